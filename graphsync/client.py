@@ -1,0 +1,210 @@
+"""Microsoft Graph client: MSAL client-credentials tokens, paging, retries and typed errors.
+
+The same code talks to Microsoft and to the project's Graph emulator; only the tenant's authority host,
+Graph base URL and CA bundle differ.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import msal
+import requests
+from django.conf import settings
+
+from .errors import GraphAuthenticationError, GraphConnectionError, GraphError, error_class_for_status
+from .models import MICROSOFT_AUTHORITY_HOST, Tenant
+
+logger = logging.getLogger(__name__)
+
+GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
+MAX_ATTEMPTS = 5
+MAX_RETRY_AFTER_SECONDS = 120.0
+RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+
+# MSAL applications keep their own token cache; one per tenant connection lets tokens be reused
+# until they expire instead of asking the token endpoint for every request.
+_msal_apps: dict[tuple, msal.ConfidentialClientApplication] = {}
+_msal_apps_lock = threading.Lock()
+
+
+@dataclass
+class GraphResponse:
+    status: int
+    body: Any
+    request_id: str
+
+
+def parse_retry_after(value: str | None, default: float) -> float:
+    """Return the wait in seconds from a Retry-After header: whole or decimal seconds, or an HTTP date."""
+    if not value:
+        return default
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_SECONDS)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def build_session(tenant: Tenant) -> requests.Session:
+    session = requests.Session()
+    ca_bundle = tenant.ca_bundle or settings.GRAPH_CA_BUNDLE
+    if ca_bundle:
+        session.verify = ca_bundle
+        # With trust_env on, REQUESTS_CA_BUNDLE from the environment would override this bundle.
+        session.trust_env = False
+    return session
+
+
+class GraphClient:
+    """A Graph v1.0 client for one tenant connection."""
+
+    def __init__(self, tenant: Tenant, session: requests.Session | None = None) -> None:
+        self.tenant = tenant
+        self.session = session or build_session(tenant)
+        self.base_url = tenant.graph_base_url.rstrip("/")
+        self.timeout = settings.GRAPH_TIMEOUT_SECONDS
+
+    # Tokens
+
+    def _msal_app(self) -> msal.ConfidentialClientApplication:
+        secret = self.tenant.get_client_secret()
+        key = (self.tenant.authority, str(self.tenant.client_id), secret, str(self.session.verify))
+        with _msal_apps_lock:
+            app = _msal_apps.get(key)
+            if app is None:
+                is_microsoft = self.tenant.authority_host.rstrip("/") == MICROSOFT_AUTHORITY_HOST
+                app = msal.ConfidentialClientApplication(
+                    str(self.tenant.client_id),
+                    client_credential=secret,
+                    authority=self.tenant.authority,
+                    http_client=self.session,
+                    instance_discovery=is_microsoft,
+                )
+                _msal_apps[key] = app
+        return app
+
+    def acquire_token(self) -> str:
+        try:
+            result = self._msal_app().acquire_token_for_client(scopes=GRAPH_SCOPE)
+        except ValueError as exc:
+            # MSAL raises ValueError when OpenID discovery fails, e.g. for an unknown tenant.
+            raise GraphAuthenticationError(
+                f"Sign-in to tenant {self.tenant.tenant_id} failed at {self.tenant.authority}: {exc}"
+            ) from exc
+        except requests.RequestException as exc:
+            raise GraphConnectionError(f"The sign-in endpoint {self.tenant.authority} cannot be reached: {exc}") from exc
+        if "access_token" not in result:
+            raise GraphAuthenticationError(
+                f"Sign-in to tenant {self.tenant.tenant_id} with client ID {self.tenant.client_id} failed: "
+                f"{result.get('error')}: {result.get('error_description', '').splitlines()[0] if result.get('error_description') else ''}",
+                code=str(result.get("error", "")),
+                request_id=str(result.get("correlation_id", "")),
+            )
+        return result["access_token"]
+
+    # Requests
+
+    def _url(self, path_or_url: str) -> str:
+        if urlsplit(path_or_url).scheme:
+            return path_or_url
+        return f"{self.base_url}/{path_or_url.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict | None = None,
+        json: Any = None,
+        headers: dict | None = None,
+    ) -> GraphResponse:
+        """Send one request, retrying throttling, 5xx and connection failures with backoff."""
+        url = self._url(path_or_url)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            request_headers = {"Authorization": f"Bearer {self.acquire_token()}", **(headers or {})}
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=json, headers=request_headers, timeout=self.timeout
+                )
+            except requests.RequestException as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise GraphConnectionError(f"{method} {url} failed after {attempt} attempts: {exc}") from exc
+                delay = self._backoff(attempt)
+                logger.warning(
+                    "Graph %s %s for tenant %s failed (%s); retry %s in %.1f s",
+                    method, url, self.tenant.tenant_id, exc, attempt, delay,
+                )
+                time.sleep(delay)
+                continue
+
+            if response.status_code in RETRYABLE_STATUSES and attempt < MAX_ATTEMPTS:
+                delay = parse_retry_after(response.headers.get("Retry-After"), self._backoff(attempt))
+                logger.warning(
+                    "Graph %s %s for tenant %s returned %s; retry %s in %.1f s",
+                    method, url, self.tenant.tenant_id, response.status_code, attempt, delay,
+                )
+                time.sleep(delay)
+                continue
+            return self._parse(method, url, response)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return min(0.5 * 2 ** (attempt - 1), 8.0) + random.uniform(0, 0.25)
+
+    def _parse(self, method: str, url: str, response: requests.Response) -> GraphResponse:
+        request_id = response.headers.get("request-id", "")
+        if response.status_code < 400:
+            content_type = response.headers.get("Content-Type", "")
+            body = response.json() if "json" in content_type and response.content else response.text
+            return GraphResponse(response.status_code, body, request_id)
+
+        code, message = "", response.text[:500]
+        try:
+            error = response.json().get("error", {})
+            code = error.get("code", "")
+            message = error.get("message", message)
+            request_id = error.get("innerError", {}).get("request-id", request_id)
+        except (ValueError, AttributeError):
+            pass
+        logger.info(
+            "Graph %s %s for tenant %s returned %s %s (request-id %s)",
+            method, url, self.tenant.tenant_id, response.status_code, code, request_id,
+        )
+        error_class = error_class_for_status(response.status_code)
+        raise error_class(message, status=response.status_code, code=code, request_id=request_id)
+
+    def get(self, path: str, params: dict | None = None, headers: dict | None = None) -> Any:
+        return self.request("GET", path, params=params, headers=headers).body
+
+    def post(self, path: str, body: Any) -> GraphResponse:
+        return self.request("POST", path, json=body)
+
+    def iter_pages(self, path: str, params: dict | None = None) -> Iterator[list[dict]]:
+        """Yield each page's ``value`` list, following ``@odata.nextLink`` until the last page."""
+        url: str | None = path
+        page_params = params
+        while url:
+            body = self.get(url, params=page_params)
+            if not isinstance(body, dict) or "value" not in body:
+                raise GraphError(f"GET {url} returned no 'value' list; is the Graph base URL right?")
+            yield body["value"]
+            url = body.get("@odata.nextLink")
+            page_params = None  # The next link already carries the query.
+
+    # Operations the product uses
+
+    def assign_license(self, user_id: str, *, add: list[dict], remove: list[str]) -> GraphResponse:
+        return self.post(f"users/{user_id}/assignLicense", {"addLicenses": add, "removeLicenses": remove})

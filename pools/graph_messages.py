@@ -1,0 +1,76 @@
+"""Turn Graph's assignLicense errors into messages that say what to do next."""
+from __future__ import annotations
+
+import re
+
+from django.utils.translation import gettext_lazy as _
+
+from graphsync.errors import GraphConnectionError, GraphError, GraphNotFoundError, GraphPermissionError, GraphThrottledError
+
+# Each entry: a pattern of Graph's message, and the advice shown before Graph's own words.
+ASSIGN_LICENSE_ADVICE: list[tuple[re.Pattern, str]] = [
+    (
+        re.compile(r"invalid usage location", re.I),
+        _("{user} has no usage location in Microsoft 365. Set the user's usage location in the Microsoft 365 admin "
+          "center or Entra ID, run a sync, and try again."),
+    ),
+    (
+        re.compile(r"does not have any available licenses", re.I),
+        _("The tenant has no free {sku} seat in Microsoft 365, although the portal counted one. Buy seats or free "
+          "one in another pool, run a sync, and try again."),
+    ),
+    (
+        re.compile(r"inherited from a group", re.I),
+        _("{user} gets {sku} from a group. Remove the user from that group, or remove the license from the group."),
+    ),
+    (
+        re.compile(r"does not correspond to a valid company License", re.I),
+        _("The tenant has no subscription for {sku} any more. Run a sync to refresh the tenant's SKUs."),
+    ),
+    (
+        re.compile(r"User does not have a corresponding license", re.I),
+        _("{user} no longer holds {sku} in Microsoft 365; someone removed it outside the portal. Run a sync to "
+          "refresh the pool."),
+    ),
+    (
+        re.compile(r"Edm\.Guid", re.I),
+        _("The SKU ID sent for {sku} is not a GUID. Run a sync to refresh the tenant's SKUs; if this repeats, "
+          "report it as a bug in License Pools."),
+    ),
+    (
+        re.compile(r"parameters of the operation 'assignLicense' are missing", re.I),
+        _("License Pools sent Graph an incomplete assignLicense request. Report this as a bug in License Pools."),
+    ),
+    (
+        re.compile(r"depends on the service plan", re.I),
+        _("A service plan of {sku} needs another plan that is disabled or missing. Enable the required plan or "
+          "assign the SKU that contains it first."),
+    ),
+    (
+        re.compile(r"mutually exclusive", re.I),
+        _("{sku} contains a service plan that cannot be combined with one the user already has. Remove the "
+          "conflicting license first."),
+    ),
+]
+
+
+def describe_graph_error(error: GraphError, *, user: str, sku: str) -> str:
+    """Return advice for the person, followed by Graph's own message and request id."""
+    if isinstance(error, GraphNotFoundError):
+        advice = _("{user} no longer exists in Entra ID. Run a sync to refresh the pool.")
+    elif isinstance(error, GraphPermissionError):
+        advice = _("The app registration lacks a Graph permission. Grant LicenseAssignment.ReadWrite.All with admin "
+                   "consent, then try again.")
+    elif isinstance(error, GraphThrottledError):
+        advice = _("Microsoft Graph is throttling this tenant. Wait a minute and try again.")
+    elif isinstance(error, GraphConnectionError):
+        advice = _("Microsoft Graph cannot be reached. Check the network and try again.")
+    else:
+        advice = next(
+            (text for pattern, text in ASSIGN_LICENSE_ADVICE if pattern.search(error.message)),
+            _("Microsoft Graph rejected the change."),
+        )
+    graph_part = str(_("Graph said: {message}")).format(message=error.message)
+    if error.request_id:
+        graph_part += " " + str(_("(request ID {request_id})")).format(request_id=error.request_id)
+    return f"{str(advice).format(user=user, sku=sku)} {graph_part}"

@@ -1,0 +1,337 @@
+"""Domain operations on pools: schemes, allotments, license assignment and revocation.
+
+Each function takes the acting portal user keyword-only, checks scope through ``rbac.scoping``,
+and writes its audit event in the same transaction as the change.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Sum
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from chargeback.history import close_interval, open_interval
+from graphsync.choices import LicenseState
+from graphsync.client import GraphClient
+from graphsync.errors import GraphError
+from graphsync.models import DirectoryGroup, DirectoryUser, Sku, UserLicense
+from rbac import scoping
+from rbac.choices import Action
+
+from . import stock
+from .audit import record_event
+from .choices import AuditAction, Outcome
+from .exceptions import AllotmentError, AssignmentRejected, GraphRejected
+from .graph_messages import describe_graph_error
+from .membership import recompute_membership
+from .models import Allotment, Pool, PoolScheme
+
+logger = logging.getLogger(__name__)
+
+
+# Schemes and pools
+
+
+def set_scheme(*, acting_user: AbstractBaseUser, tenant, level1_attribute: str, level2_attribute: str = "") -> PoolScheme:
+    """Set the tenant's pool scheme and recompute every user's pool at once."""
+    if not scoping.can_administer_tenant(acting_user, tenant):
+        raise Http404("No such tenant.")
+    with transaction.atomic():
+        scheme = PoolScheme.objects.select_for_update().filter(tenant=tenant).first()
+        before = {"level1": scheme.level1_attribute, "level2": scheme.level2_attribute} if scheme else None
+        scheme = scheme or PoolScheme(tenant=tenant)
+        scheme.level1_attribute = level1_attribute
+        scheme.level2_attribute = level2_attribute or ""
+        scheme.full_clean(exclude=["tenant"])
+        scheme.save()
+        moved = recompute_membership(tenant)
+        from chargeback.history import record_license_history
+
+        record_license_history(tenant)
+        record_event(
+            acting_user=acting_user,
+            action=AuditAction.SCHEME_CHANGED,
+            tenant=tenant,
+            target=str(tenant),
+            before=before,
+            after={"level1": scheme.level1_attribute, "level2": scheme.level2_attribute, "users_moved": moved},
+        )
+    return scheme
+
+
+def rename_pool(*, acting_user: AbstractBaseUser, pool: Pool, name: str) -> Pool:
+    if not scoping.can_administer_tenant(acting_user, pool.tenant):
+        raise Http404("No such pool.")
+    with transaction.atomic():
+        before = pool.name
+        pool.name_override = name.strip()
+        pool.save(update_fields=["name_override"])
+        record_event(
+            acting_user=acting_user, action=AuditAction.POOL_RENAMED, tenant=pool.tenant, pool=pool,
+            target=str(pool), before={"name": before}, after={"name": pool.name},
+        )
+    return pool
+
+
+# Allotments
+
+
+def set_allotment(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats: int | None) -> Allotment | None:
+    """Set (or with ``seats=None`` remove) a pool's allotment of a SKU.
+
+    Level-1 allotments of a SKU together stay within the tenant's enabled units; the allotments of a
+    level-1 pool's children stay within the parent's.
+    """
+    if not scoping.can_administer_tenant(acting_user, pool.tenant) or sku.tenant_id != pool.tenant_id:
+        raise Http404("No such pool.")
+    if seats is not None and seats < 0:
+        raise AllotmentError(_("An allotment cannot be negative; %(seats)s was given.") % {"seats": seats})
+
+    with transaction.atomic():
+        Sku.objects.select_for_update().get(pk=sku.pk)
+        current = Allotment.objects.filter(pool=pool, sku=sku).first()
+        before = current.seats if current else None
+        if seats is not None:
+            _check_allotment_limits(pool, sku, seats)
+        if seats is None:
+            if current:
+                current.delete()
+            allotment = None
+        else:
+            allotment, _created = Allotment.objects.update_or_create(
+                pool=pool, sku=sku, defaults={"seats": seats, "updated_by": acting_user}
+            )
+        record_event(
+            acting_user=acting_user, action=AuditAction.ALLOTMENT_CHANGED, tenant=pool.tenant, pool=pool, sku=sku,
+            target=str(pool), before={"seats": before}, after={"seats": seats},
+        )
+    logger.info("Allotment of %s in pool %s (tenant %s): %s -> %s", sku.part_number, pool.pk, pool.tenant_id, before, seats)
+    return allotment
+
+
+def _check_allotment_limits(pool: Pool, sku: Sku, seats: int) -> None:
+    names = {"pool": str(pool), "sku": sku.name, "seats": seats}
+    if pool.parent_id is None:
+        others = (
+            Allotment.objects.filter(pool__tenant=pool.tenant, pool__parent__isnull=True, pool__is_active=True, sku=sku)
+            .exclude(pool=pool)
+            .aggregate(total=Sum("seats"))["total"]
+            or 0
+        )
+        if others + seats > sku.enabled_units:
+            raise AllotmentError(
+                _("Cannot allot %(seats)s seats of %(sku)s to %(pool)s: the tenant has %(enabled)s enabled units and "
+                  "other pools hold %(others)s, so at most %(room)s can go here. Buy more seats or lower another "
+                  "pool's allotment first.")
+                % {**names, "enabled": sku.enabled_units, "others": others, "room": max(sku.enabled_units - others, 0)}
+            )
+        children = Allotment.objects.filter(pool__parent=pool, pool__is_active=True, sku=sku).aggregate(
+            total=Sum("seats")
+        )["total"] or 0
+        if seats < children:
+            raise AllotmentError(
+                _("Cannot lower %(pool)s to %(seats)s seats of %(sku)s: its level-2 pools hold %(children)s. Lower "
+                  "theirs first.") % {**names, "children": children}
+            )
+        return
+
+    parent_allotment = Allotment.objects.filter(pool=pool.parent, sku=sku).first()
+    parent_seats = parent_allotment.seats if parent_allotment else 0
+    siblings = (
+        Allotment.objects.filter(pool__parent=pool.parent, pool__is_active=True, sku=sku)
+        .exclude(pool=pool)
+        .aggregate(total=Sum("seats"))["total"]
+        or 0
+    )
+    if siblings + seats > parent_seats:
+        raise AllotmentError(
+            _("Cannot allot %(seats)s seats of %(sku)s to %(pool)s: its parent %(parent)s has %(parent_seats)s and "
+              "the other level-2 pools hold %(siblings)s. Raise the parent's allotment first.")
+            % {**names, "parent": pool.parent.name, "parent_seats": parent_seats, "siblings": siblings}
+        )
+
+
+# Assignment and revocation
+
+
+def _check_user_in_pool(acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser) -> None:
+    if not scoping.pools_for(acting_user, Action.ASSIGN).filter(pk=pool.pk).exists():
+        raise Http404("No such pool.")
+    if user.tenant_id != pool.tenant_id or user.is_deleted or user.pool_id not in pool.subtree_ids():
+        raise Http404("No such user in this pool.")
+
+
+def _reserve_seat(*, pool: Pool, user: DirectoryUser, sku: Sku, disabled_plans: list[str]) -> UserLicense:
+    """Check every quota under the SKU's row lock and insert a pending license; commit before calling Graph."""
+    with transaction.atomic():
+        # Every reservation of this SKU waits here, so two delegates cannot both take the last seat.
+        sku = Sku.objects.select_for_update().get(pk=sku.pk)
+        if UserLicense.objects.filter(user=user, sku=sku, assigned_by_group="").exists():
+            raise AssignmentRejected(
+                _("%(user)s already has %(sku)s assigned directly.") % {"user": user.user_principal_name, "sku": sku.name}
+            )
+
+        user_pool = Pool.objects.select_related("parent").get(pk=user.pool_id)
+        chain = [user_pool] + ([user_pool.parent] if user_pool.parent_id else [])
+        for level_pool in chain:
+            allotment = Allotment.objects.filter(pool=level_pool, sku=sku).first()
+            if allotment is None and level_pool.parent_id:
+                continue  # A level-2 pool without its own allotment draws on its parent's.
+            seats = allotment.seats if allotment else 0
+            used = stock.holders(pool.tenant, sku, level_pool.subtree_ids())
+            if used + 1 > seats:
+                raise AssignmentRejected(
+                    _("Pool %(pool)s has no spare seat of %(sku)s: %(seats)s allotted, %(used)s in use, %(spare)s "
+                      "spare. Revoke a license in this pool or ask a tenant administrator to raise its allotment.")
+                    % {"pool": str(level_pool), "sku": sku.name, "seats": seats, "used": used, "spare": seats - used}
+                )
+
+        tenant_used = stock.holders(pool.tenant, sku)
+        if tenant_used + 1 > sku.enabled_units:
+            raise AssignmentRejected(
+                _("The tenant has no free seat of %(sku)s: %(enabled)s enabled units, %(used)s in use. Buy more seats "
+                  "in the Microsoft 365 admin center, then run a sync.")
+                % {"sku": sku.name, "enabled": sku.enabled_units, "used": tenant_used}
+            )
+
+        return UserLicense.objects.create(
+            tenant=pool.tenant, user=user, sku=sku, assigned_by_group="", state=LicenseState.PENDING,
+            disabled_plans=disabled_plans, reserved_at=timezone.now(),
+        )
+
+
+def _precheck_assignment(user: DirectoryUser, sku: Sku) -> None:
+    if sku.applies_to != "User":
+        raise AssignmentRejected(
+            _("%(sku)s applies to the whole company, not to users; it cannot be assigned to %(user)s.")
+            % {"sku": sku.name, "user": user.user_principal_name}
+        )
+    if sku.capability_status in ("Suspended", "LockedOut", "Deleted"):
+        raise AssignmentRejected(
+            _("%(sku)s is %(status)s in the tenant; no new seats can be assigned. Renew the subscription first.")
+            % {"sku": sku.name, "status": sku.get_capability_status_display()}
+        )
+    if not user.usage_location:
+        raise AssignmentRejected(
+            _("%(user)s has no usage location, which Microsoft 365 needs before it assigns a license. Set the "
+              "user's usage location in the Microsoft 365 admin center or Entra ID, run a sync, and try again.")
+            % {"user": user.user_principal_name}
+        )
+
+
+def assign_license(
+    *, acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser, sku: Sku, disabled_plans: list[str] | None = None
+) -> UserLicense:
+    """Assign a SKU to a user of the pool, within the pool's allotment and the tenant's stock.
+
+    Raises AssignmentRejected when a rule forbids it, GraphRejected when Graph refuses or fails, and
+    Http404 when the pool or user is outside the acting user's scope.
+    """
+    _check_user_in_pool(acting_user, pool, user)
+    if sku.tenant_id != pool.tenant_id:
+        raise Http404("No such SKU in this tenant.")
+    audit = {"acting_user": acting_user, "tenant": pool.tenant, "pool": pool, "user": user, "sku": sku}
+
+    try:
+        _precheck_assignment(user, sku)
+        reservation = _reserve_seat(pool=pool, user=user, sku=sku, disabled_plans=list(disabled_plans or []))
+    except AssignmentRejected as exc:
+        record_event(action=AuditAction.LICENSE_ASSIGNED, outcome=Outcome.REJECTED, message=exc.message, **audit)
+        raise
+
+    try:
+        response = GraphClient(pool.tenant).assign_license(
+            str(user.user_id), add=[{"skuId": str(sku.sku_id), "disabledPlans": reservation.disabled_plans}], remove=[]
+        )
+    except GraphError as exc:
+        message = describe_graph_error(exc, user=user.user_principal_name, sku=sku.name)
+        with transaction.atomic():
+            reservation.delete()
+            record_event(
+                action=AuditAction.LICENSE_ASSIGNED, outcome=Outcome.FAILED, message=message,
+                graph_request_id=exc.request_id, **audit,
+            )
+        logger.warning(
+            "Assigning %s to user %s in pool %s (tenant %s) failed in Graph: %s",
+            sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, exc,
+        )
+        raise GraphRejected(message, graph_message=exc.message, request_id=exc.request_id) from exc
+
+    with transaction.atomic():
+        reservation.state = LicenseState.ACTIVE
+        reservation.error = "None"
+        reservation.last_updated = timezone.now()
+        reservation.save(update_fields=["state", "error", "last_updated"])
+        open_interval(user, sku)
+        record_event(
+            action=AuditAction.LICENSE_ASSIGNED, graph_request_id=response.request_id,
+            after={"skuId": str(sku.sku_id), "disabledPlans": reservation.disabled_plans}, **audit,
+        )
+    logger.info(
+        "Assigned %s to user %s in pool %s (tenant %s, request-id %s)",
+        sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, response.request_id,
+    )
+    return reservation
+
+
+def revoke_license(*, acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser, sku: Sku) -> None:
+    """Remove a user's direct assignment of a SKU; a license inherited from a group is refused naming it."""
+    _check_user_in_pool(acting_user, pool, user)
+    if sku.tenant_id != pool.tenant_id:
+        raise Http404("No such SKU in this tenant.")
+    audit = {"acting_user": acting_user, "tenant": pool.tenant, "pool": pool, "user": user, "sku": sku}
+
+    licenses = list(UserLicense.objects.filter(user=user, sku=sku))
+    direct = next((item for item in licenses if item.is_direct), None)
+    try:
+        if direct is None:
+            group_ids = [item.assigned_by_group for item in licenses]
+            if group_ids:
+                names = sorted(
+                    DirectoryGroup.objects.filter(tenant=pool.tenant, group_id__in=group_ids).values_list(
+                        "display_name", flat=True
+                    )
+                ) or group_ids
+                raise AssignmentRejected(
+                    _("%(user)s gets %(sku)s from the group %(groups)s, not directly. Remove the user from the group "
+                      "or the license from the group in Entra ID.")
+                    % {"user": user.user_principal_name, "sku": sku.name, "groups": ", ".join(names)}
+                )
+            raise AssignmentRejected(
+                _("%(user)s does not hold %(sku)s.") % {"user": user.user_principal_name, "sku": sku.name}
+            )
+        if direct.state == LicenseState.PENDING:
+            raise AssignmentRejected(
+                _("An assignment of %(sku)s to %(user)s is still in progress; try again in a moment.")
+                % {"user": user.user_principal_name, "sku": sku.name}
+            )
+    except AssignmentRejected as exc:
+        record_event(action=AuditAction.LICENSE_REVOKED, outcome=Outcome.REJECTED, message=exc.message, **audit)
+        raise
+
+    try:
+        response = GraphClient(pool.tenant).assign_license(str(user.user_id), add=[], remove=[str(sku.sku_id)])
+    except GraphError as exc:
+        message = describe_graph_error(exc, user=user.user_principal_name, sku=sku.name)
+        record_event(
+            action=AuditAction.LICENSE_REVOKED, outcome=Outcome.FAILED, message=message,
+            graph_request_id=exc.request_id, **audit,
+        )
+        raise GraphRejected(message, graph_message=exc.message, request_id=exc.request_id) from exc
+
+    with transaction.atomic():
+        direct.delete()
+        if not UserLicense.objects.filter(user=user, sku=sku).exclude(state="Error").exists():
+            close_interval(user, sku)
+        record_event(
+            action=AuditAction.LICENSE_REVOKED, graph_request_id=response.request_id,
+            before={"skuId": str(sku.sku_id), "disabledPlans": direct.disabled_plans}, **audit,
+        )
+    logger.info(
+        "Revoked %s from user %s in pool %s (tenant %s, request-id %s)",
+        sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, response.request_id,
+    )

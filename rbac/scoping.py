@@ -1,0 +1,100 @@
+"""The one scoping path: every queryset a view, API endpoint, export or task shows goes through here.
+
+Objects outside a user's scope are treated as missing, so "not found" and "not allowed" look the same
+across tenants and pools.
+"""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from guardian.shortcuts import get_objects_for_user
+
+from graphsync.models import DirectoryUser, Tenant
+from pools.models import Pool
+
+from .choices import Action
+
+# Tenant-wide permissions that grant each action on every pool of the tenant.
+TENANT_PERMISSIONS = {
+    Action.VIEW: ["administer_tenant", "manage_pools", "operate_pools", "audit_tenant"],
+    Action.ASSIGN: ["administer_tenant", "manage_pools", "operate_pools"],
+    Action.ADMINISTER: ["administer_tenant"],
+    Action.CHARGEBACK: ["administer_tenant", "view_chargeback", "audit_tenant"],
+    Action.AUDIT: ["administer_tenant", "audit_tenant"],
+}
+# Pool permissions that grant each action on the pool and its level-2 pools.
+POOL_PERMISSIONS = {
+    Action.VIEW: ["manage_pool", "operate_pool"],
+    Action.ASSIGN: ["manage_pool", "operate_pool"],
+    Action.ADMINISTER: [],
+    Action.CHARGEBACK: ["view_pool_chargeback"],
+    Action.AUDIT: [],
+}
+
+
+def _tenant_perms(action: Action) -> list[str]:
+    return [f"graphsync.{codename}" for codename in TENANT_PERMISSIONS[action]]
+
+
+def _pool_perms(action: Action) -> list[str]:
+    return [f"pools.{codename}" for codename in POOL_PERMISSIONS[action]]
+
+
+def tenants_with_tenant_permission(user: AbstractBaseUser, action: Action) -> QuerySet[Tenant]:
+    """Tenants on which the user holds a tenant-wide permission for ``action``."""
+    if not user.is_authenticated:
+        return Tenant.objects.none()
+    return get_objects_for_user(user, _tenant_perms(action), klass=Tenant, any_perm=True, accept_global_perms=False)
+
+
+def pools_for(user: AbstractBaseUser, action: Action) -> QuerySet[Pool]:
+    """Active pools the user may act on: tenant-wide grants, pool grants, and level-2 pools of granted ones."""
+    if not user.is_authenticated:
+        return Pool.objects.none()
+    tenant_ids = tenants_with_tenant_permission(user, action).values("pk")
+    condition = Q(tenant__in=tenant_ids)
+    if POOL_PERMISSIONS[action]:
+        granted = get_objects_for_user(
+            user, _pool_perms(action), klass=Pool, any_perm=True, accept_global_perms=False
+        ).values("pk")
+        condition |= Q(pk__in=granted) | Q(parent__in=granted)
+    return Pool.objects.filter(condition, is_active=True)
+
+
+def tenants_for(user: AbstractBaseUser, action: Action) -> QuerySet[Tenant]:
+    """Tenants the user may act on, tenant-wide or through at least one pool."""
+    if not user.is_authenticated:
+        return Tenant.objects.none()
+    tenant_ids = tenants_with_tenant_permission(user, action).values("pk")
+    pool_tenant_ids = pools_for(user, action).values("tenant_id")
+    return Tenant.objects.filter(Q(pk__in=tenant_ids) | Q(pk__in=pool_tenant_ids))
+
+
+def users_for(user: AbstractBaseUser, action: Action) -> QuerySet[DirectoryUser]:
+    """Directory users in pools the user may act on."""
+    return DirectoryUser.objects.filter(pool__in=pools_for(user, action).values("pk"), is_deleted=False)
+
+
+def get_tenant_or_404(user: AbstractBaseUser, action: Action, **lookup) -> Tenant:
+    tenant = tenants_for(user, action).filter(**lookup).first()
+    if tenant is None:
+        raise Http404("No such tenant.")
+    return tenant
+
+
+def get_pool_or_404(user: AbstractBaseUser, action: Action, **lookup) -> Pool:
+    pool = pools_for(user, action).select_related("tenant", "parent").filter(**lookup).first()
+    if pool is None:
+        raise Http404("No such pool.")
+    return pool
+
+
+def can(user: AbstractBaseUser, action: Action, obj: Tenant | Pool) -> bool:
+    if isinstance(obj, Tenant):
+        return tenants_for(user, action).filter(pk=obj.pk).exists()
+    return pools_for(user, action).filter(pk=obj.pk).exists()
+
+
+def can_administer_tenant(user: AbstractBaseUser, tenant: Tenant) -> bool:
+    return tenants_with_tenant_permission(user, Action.ADMINISTER).filter(pk=tenant.pk).exists()
