@@ -1,0 +1,6 @@
+"""REST API under /api/v1/."""
+from rest_framework.routers import DefaultRouter
+
+router = DefaultRouter()
+
+urlpatterns = router.urls
