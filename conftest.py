@@ -145,6 +145,7 @@ def celery_worker(django_db_setup, django_db_blocker):
     require(db["ENGINE"] == "django.db.backends.postgresql", "The Celery worker tests need PostgreSQL (DATABASE_URL).")
 
     queue = f"licensepools-test-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
     app.conf.task_default_queue = queue
     app.conf.task_always_eager = False
     env = dict(os.environ)

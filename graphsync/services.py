@@ -1,6 +1,7 @@
 """Connecting tenants and starting syncs."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -43,5 +44,9 @@ def request_sync(tenant: Tenant, *, acting_user: AbstractBaseUser | None) -> Syn
     from .tasks import sync_tenant_task
 
     run = SyncRun.objects.create(tenant=tenant, requested_by=acting_user if acting_user and acting_user.is_authenticated else None)
-    transaction.on_commit(lambda: sync_tenant_task.delay(run.pk))
+    # The queue is named on each call so that a changed CELERY_TASK_DEFAULT_QUEUE (tests run their own
+    # worker on a queue of their own) takes effect after Celery has cached its router.
+    transaction.on_commit(
+        lambda: sync_tenant_task.apply_async(args=[run.pk], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+    )
     return run
