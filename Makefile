@@ -42,6 +42,7 @@ test: install chromium
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-test-only-secret-key} \
+	DATABASE_CONN_MAX_AGE=0 \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

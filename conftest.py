@@ -47,6 +47,24 @@ def require_postgresql(settings):
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Create the test database, and at the end close the connections that live-server threads left open.
+
+    Without that, PostgreSQL refuses to drop the test database while another session uses it.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.fixture(scope="session")
 def emulator_state_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("emulator")
 

@@ -116,7 +116,7 @@ if EMBEDDED:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "licensepools.sqlite3"}}
 else:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -143,7 +143,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
+# WhiteNoise serves collected files from STATIC_ROOT and warns on every request while it is missing.
+try:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Front-end packages come from the npm registry (package.json) and are served by the portal itself.
 NODE_MODULES = BASE_DIR / "node_modules"
@@ -196,6 +201,14 @@ CELERY_BEAT_SCHEDULE = {
 # CA bundle for the Graph emulator's HTTPS endpoints; empty means the system trust store.
 GRAPH_CA_BUNDLE = os.environ.get("GRAPH_CA_BUNDLE", "")
 GRAPH_TIMEOUT_SECONDS = float(os.environ.get("GRAPH_TIMEOUT_SECONDS", "30"))
+# Graph throttling budget per tenant, shared by every worker through this Redis URL (empty: the Celery
+# broker's Redis; without either, each process keeps its own). The defaults keep any 10-second window
+# within 3,500 resource units, Graph's directory limit for tenants under 50 users.
+GRAPH_THROTTLE_REDIS_URL = os.environ.get("GRAPH_THROTTLE_REDIS_URL", "")
+GRAPH_THROTTLE_UNITS_PER_SECOND = float(os.environ.get("GRAPH_THROTTLE_UNITS_PER_SECOND", "315"))
+GRAPH_THROTTLE_BURST_UNITS = float(os.environ.get("GRAPH_THROTTLE_BURST_UNITS", "350"))
+# Scheduled syncs are incremental, with a full sync once this many hours have passed since the last one.
+GRAPH_FULL_SYNC_INTERVAL_HOURS = float(os.environ.get("GRAPH_FULL_SYNC_INTERVAL_HOURS", "24"))
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "license-pools@localhost")

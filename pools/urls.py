@@ -6,4 +6,12 @@ app_name = "pools"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("tenants/<int:tenant_pk>/", views.tenant_detail, name="tenant"),
+    path("tenants/<int:tenant_pk>/sync/", views.tenant_sync, name="tenant_sync"),
+    path("tenants/<int:tenant_pk>/audit/", views.audit_log, name="audit"),
+    path("pools/<int:pool_pk>/", views.pool_detail, name="pool"),
+    path("pools/<int:pool_pk>/allotments/", views.pool_allot, name="pool_allot"),
+    path("pools/<int:pool_pk>/rename/", views.pool_rename, name="pool_rename"),
+    path("pools/<int:pool_pk>/assign/", views.license_assign, name="assign"),
+    path("pools/<int:pool_pk>/revoke/", views.license_revoke, name="revoke"),
 ]

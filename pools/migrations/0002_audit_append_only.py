@@ -20,7 +20,8 @@ DROP FUNCTION IF EXISTS pools_auditevent_append_only();
 
 def create_trigger(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE_TRIGGER)
+        # params=None keeps the "%" of RAISE EXCEPTION from being read as a query parameter.
+        schema_editor.execute(CREATE_TRIGGER, params=None)
 
 
 def drop_trigger(apps, schema_editor):

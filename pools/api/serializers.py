@@ -1,0 +1,103 @@
+from rest_framework import serializers
+
+from graphsync.models import DirectoryUser, UserLicense
+from pools.models import Allotment, Pool
+
+
+class PoolSerializer(serializers.ModelSerializer):
+    tenant = serializers.PrimaryKeyRelatedField(read_only=True)
+    parent = serializers.PrimaryKeyRelatedField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    level = serializers.IntegerField(read_only=True)
+    isUnassigned = serializers.BooleanField(source="is_unassigned", read_only=True)
+
+    class Meta:
+        model = Pool
+        fields = ["id", "tenant", "parent", "level", "name", "attribute", "isUnassigned"]
+        read_only_fields = fields
+
+
+class PoolSkuLineSerializer(serializers.Serializer):
+    """Allotment, consumption and spare of one SKU in a pool (``pools.stock.PoolSkuLine``)."""
+
+    skuId = serializers.UUIDField(source="sku.sku_id")
+    partNumber = serializers.CharField(source="sku.part_number")
+    name = serializers.CharField(source="sku.name")
+    allotment = serializers.IntegerField(allow_null=True, help_text="Seats allotted; null when the pool has none.")
+    consumption = serializers.IntegerField(help_text="Users of the pool and its level-2 pools holding the SKU.")
+    spare = serializers.IntegerField(allow_null=True, help_text="Allotment minus consumption; negative means drift.")
+
+
+class PoolDetailSerializer(PoolSerializer):
+    skus = PoolSkuLineSerializer(many=True, read_only=True, source="lines")
+
+    class Meta(PoolSerializer.Meta):
+        fields = [*PoolSerializer.Meta.fields, "skus"]
+        read_only_fields = fields
+
+
+class UserLicenseSerializer(serializers.ModelSerializer):
+    skuId = serializers.UUIDField(source="sku.sku_id", read_only=True)
+    partNumber = serializers.CharField(source="sku.part_number", read_only=True)
+    assignedByGroup = serializers.CharField(
+        source="assigned_by_group", read_only=True, help_text="Group ID; empty for a direct assignment."
+    )
+    disabledPlans = serializers.ListField(source="disabled_plans", child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = UserLicense
+        fields = ["skuId", "partNumber", "assignedByGroup", "state", "disabledPlans"]
+        read_only_fields = fields
+
+
+class PoolUserSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="user_id", read_only=True, help_text="The Entra ID object ID.")
+    userPrincipalName = serializers.CharField(source="user_principal_name", read_only=True)
+    displayName = serializers.CharField(source="display_name", read_only=True)
+    accountEnabled = serializers.BooleanField(source="account_enabled", read_only=True)
+    usageLocation = serializers.CharField(source="usage_location", read_only=True)
+    pool = serializers.PrimaryKeyRelatedField(read_only=True)
+    licenses = UserLicenseSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = DirectoryUser
+        fields = [
+            "id", "userPrincipalName", "displayName", "accountEnabled", "department", "usageLocation", "pool",
+            "licenses",
+        ]
+        read_only_fields = fields
+
+
+class AllotmentInputSerializer(serializers.Serializer):
+    seats = serializers.IntegerField(allow_null=True, help_text="Seats of the SKU; null removes the allotment.")
+
+
+class AllotmentSerializer(serializers.ModelSerializer):
+    pool = serializers.PrimaryKeyRelatedField(read_only=True)
+    skuId = serializers.UUIDField(source="sku.sku_id", read_only=True)
+    partNumber = serializers.CharField(source="sku.part_number", read_only=True)
+
+    class Meta:
+        model = Allotment
+        fields = ["pool", "skuId", "partNumber", "seats"]
+        read_only_fields = fields
+
+
+class AssignLicenseSerializer(serializers.Serializer):
+    skuId = serializers.UUIDField(help_text="The SKU's GUID, as subscribedSkus reports it.")
+    disabledPlans = serializers.ListField(
+        child=serializers.UUIDField(), required=False, default=list, help_text="Service plan IDs to turn off."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class RejectedSerializer(serializers.Serializer):
+    """A change that the portal or Microsoft Graph rejected. ``detail`` is ready to show."""
+
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["rejected", "graph_rejected"])
+    graph_message = serializers.CharField(required=False, help_text="Graph's own error message.")
+    graph_request_id = serializers.CharField(required=False, help_text="Graph's request-id, for Microsoft support.")

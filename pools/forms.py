@@ -1,0 +1,85 @@
+"""Forms of the web UI. Each one feeds a function of ``pools.services``, which enforces the rules."""
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from graphsync.models import DirectoryUser, Sku, Tenant
+
+from .choices import PoolAttribute
+from .models import Pool
+
+
+class SchemeForm(forms.Form):
+    level1_attribute = forms.ChoiceField(
+        label=_("Level 1 attribute"),
+        choices=PoolAttribute.choices,
+        help_text=_("Every distinct value of this attribute becomes a pool."),
+    )
+    level2_attribute = forms.ChoiceField(
+        label=_("Level 2 attribute (optional)"),
+        choices=[("", _("None: one level only"))] + PoolAttribute.choices,
+        required=False,
+        help_text=_("Splits each level-1 pool once more, for example by department inside a country."),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        level1 = cleaned.get("level1_attribute")
+        level2 = cleaned.get("level2_attribute")
+        if level1 and level2 and level1 == level2:
+            self.add_error("level2_attribute", _("Level 2 must use a different attribute than level 1, or none."))
+        return cleaned
+
+
+class AllotmentForm(forms.Form):
+    """One SKU's allotment for a pool. An empty number removes the allotment."""
+
+    sku = forms.ModelChoiceField(queryset=Sku.objects.none(), widget=forms.HiddenInput)
+    seats = forms.IntegerField(
+        label=_("Seats"),
+        min_value=0,
+        required=False,
+        help_text=_("Leave empty to remove the allotment."),
+    )
+
+    def __init__(self, *args, tenant: Tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sku"].queryset = Sku.objects.filter(tenant=tenant)
+
+
+class RenamePoolForm(forms.Form):
+    name = forms.CharField(
+        label=_("Pool name"),
+        max_length=300,
+        required=False,
+        help_text=_("Leave empty to show the most common spelling of the attribute value again."),
+    )
+
+
+class AssignForm(forms.Form):
+    """A user of the pool and a SKU that applies to users. The service checks the quotas."""
+
+    user = forms.ModelChoiceField(queryset=DirectoryUser.objects.none(), widget=forms.HiddenInput)
+    sku = forms.ModelChoiceField(queryset=Sku.objects.none(), label=_("License"), empty_label=_("Choose a license"))
+
+    def __init__(self, *args, pool: Pool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = pool.members_queryset()
+        self.fields["sku"].queryset = assignable_skus(pool.tenant)
+
+
+class RevokeForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=DirectoryUser.objects.none(), widget=forms.HiddenInput)
+    sku = forms.ModelChoiceField(queryset=Sku.objects.none(), widget=forms.HiddenInput)
+
+    def __init__(self, *args, pool: Pool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = pool.members_queryset()
+        self.fields["sku"].queryset = Sku.objects.filter(tenant=pool.tenant)
+
+
+class MemberSearchForm(forms.Form):
+    q = forms.CharField(label=_("Search members by name or user principal name"), max_length=300, required=False)
+
+
+def assignable_skus(tenant: Tenant):
+    return Sku.objects.filter(tenant=tenant, applies_to="User").order_by("display_name", "part_number")
