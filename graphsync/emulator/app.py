@@ -11,12 +11,13 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from . import control, graph_api, identity
+from . import batch, control, graph_api, identity, reports
 from .errors import GraphError
 from .faults import FaultInjector
 from .responses import graph_error_response
 from .state import TenantState
-from .tokens import TokenStore
+from .throttling import WRITE_METHODS, Throttler, request_cost
+from .tokens import IssuedToken, TokenStore
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +27,20 @@ CONTROL_HEADER = "X-Emulator-Control"
 class EmulatorApp:
     """WSGI app that serves the identity, Graph and control endpoints for a set of tenants."""
 
-    def __init__(self, tenants: Iterable[TenantState], control_token: str | None = None) -> None:
+    def __init__(
+        self,
+        tenants: Iterable[TenantState],
+        control_token: str | None = None,
+        faults: dict[str, Any] | None = None,
+    ) -> None:
+        """Serve `tenants`. `faults` contains initial fault and throttling settings under the control API's keys."""
         self.tenants: dict[str, TenantState] = {state.tenant_id: state for state in tenants}
         self.tokens = TokenStore()
         self.faults = FaultInjector()
+        if faults:
+            self.faults.update(faults)
+        self.throttler = Throttler()
+        self.downloads = reports.DownloadStore()
         self.control_token = control_token
 
     def find_tenant(self, key: str) -> TenantState | None:
@@ -46,6 +57,8 @@ class EmulatorApp:
             return self._handle_graph(request, segments[1:])
         if segments and segments[0] == "_emulator":
             return self._handle_control(request, segments[1:])
+        if len(segments) == 2 and segments[0] == reports.DOWNLOAD_PREFIX and request.method == "GET":
+            return reports.serve_download(self.downloads, segments[1])
         if len(segments) == 4 and [part.lower() for part in segments[1:]] == ["v2.0", ".well-known", "openid-configuration"]:
             if request.method == "GET":
                 return identity.openid_configuration(self, request, segments[0])
@@ -55,8 +68,18 @@ class EmulatorApp:
         return Response("Not Found", status=404, content_type="text/plain")
 
     def _handle_graph(self, request: Request, segments: list[str]) -> Response:
+        if [segment.lower() for segment in segments] == ["$batch"] and request.method == "POST":
+            return self._handle_batch(request)
+        return self.serve_graph(request, segments)
+
+    def serve_graph(self, request: Request, segments: list[str]) -> Response:
+        """Serve one Graph request (segments after /v1.0): faults, authentication, throttling, dispatch.
+
+        Inner requests of a $batch come through here too, so each gets its own faults and throttling.
+        """
         request_id = str(uuid.uuid4())
         client_request_id = request.headers.get("client-request-id") or request_id
+        throttle_headers: dict[str, str] = {}
         try:
             fault = self.faults.draw()
             latency = self.faults.latency_seconds()
@@ -65,23 +88,50 @@ class EmulatorApp:
             if fault is not None:
                 logger.info("Injected %s %s for %s %s", fault.status, fault.code, request.method, request.path)
                 raise fault
-            state = self._authenticate(request)
-            response = graph_api.dispatch(graph_api.GraphRequest(request, state), segments)
+            state, issued = self._authenticate(request)
+            lowered = [segment.lower() for segment in segments]
+            cost = request_cost(request.method, lowered, "$select" in request.args)
+            throttle_headers = self.throttler.charge(
+                issued.client_id,
+                state.tenant_id,
+                state.user_count(),
+                cost,
+                request.method in WRITE_METHODS,
+                self.faults.settings,
+            )
+            response = graph_api.dispatch(graph_api.GraphRequest(request, state, self), segments)
         except GraphError as error:
             if error.status >= 500:
                 logger.warning("Graph request %s %s failed with %s %s", request.method, request.path, error.status, error.code)
+            elif error.status == 429:
+                logger.info("Throttled %s %s with Retry-After %s", request.method, request.path, error.headers.get("Retry-After"))
             response = graph_error_response(error, request_id, client_request_id)
         except Exception:
             logger.exception("Unhandled error in Graph request %s %s (request-id %s)", request.method, request.path, request_id)
             error = GraphError(500, "generalException", "General exception while processing.")
             response = graph_error_response(error, request_id, client_request_id)
+        for name, value in throttle_headers.items():
+            response.headers.setdefault(name, value)
         response.headers["request-id"] = request_id
         response.headers["client-request-id"] = client_request_id
         response.headers["OData-Version"] = "4.0"
         response.headers["Strict-Transport-Security"] = "max-age=31536000"
         return response
 
-    def _authenticate(self, request: Request) -> TenantState:
+    def _handle_batch(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        client_request_id = request.headers.get("client-request-id") or request_id
+        try:
+            self._authenticate(request)
+            response = batch.handle_batch(self, request)
+        except GraphError as error:
+            response = graph_error_response(error, request_id, client_request_id)
+        response.headers["request-id"] = request_id
+        response.headers["client-request-id"] = client_request_id
+        response.headers["OData-Version"] = "4.0"
+        return response
+
+    def _authenticate(self, request: Request) -> tuple[TenantState, IssuedToken]:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
@@ -95,7 +145,7 @@ class EmulatorApp:
         state = self.tenants.get(issued.tenant_id)
         if state is None:
             raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure.")
-        return state
+        return state, issued
 
     def _handle_control(self, request: Request, segments: list[str]) -> Response:
         if self.control_token is None:

@@ -7,6 +7,7 @@ carry the control token given at start in the X-Emulator-Control header.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,8 @@ from . import licensing
 from .errors import GraphError, bad_request, invalid_json_body
 from .graph_schema import CAPABILITY_STATUSES, PREPAID_UNIT_KEYS, USER_LICENSE_PROPERTIES, is_guid
 from .responses import json_response, read_json_body
-from .snapshot import SnapshotError, validate_users
+from .reports import SERVICE_KEYS
+from .snapshot import SnapshotError, validate_skus, validate_users
 
 if TYPE_CHECKING:
     from .app import EmulatorApp
@@ -43,6 +45,10 @@ def dispatch(app: EmulatorApp, request: Request, segments: list[str]) -> Respons
             return json_response(settings.to_json())
     if segments == ["tokens", "expire"] and method == "POST":
         return json_response({"expired": app.tokens.expire_all()})
+    if segments == ["throttling", "reset"] and method == "POST":
+        app.throttler.reset()
+        logger.info("Control interface reset the throttling counters")
+        return Response(status=204)
     if segments == ["tenants"] and method == "GET":
         return json_response({"value": [{"tenantId": state.tenant_id, "displayName": state.display_name} for state in app.tenants.values()]})
 
@@ -63,8 +69,22 @@ def dispatch(app: EmulatorApp, request: Request, segments: list[str]) -> Respons
             return json_response(user)
         if len(rest) == 3 and rest[0] == "users" and rest[2] == "restore" and method == "POST":
             return _restore_user(state, rest[1])
+        if len(rest) == 3 and rest[0] == "users" and rest[2] == "activity" and method == "POST":
+            return _set_report_activity(state, rest[1], _object_body(request))
+        if len(rest) == 2 and rest[0] == "deletedUsers" and method == "DELETE":
+            return _purge_user(state, rest[1])
+        if rest == ["skus"] and method == "POST":
+            return _add_sku(state, _object_body(request))
         if len(rest) == 2 and rest[0] == "skus" and method == "POST":
             return _set_sku_units(state, rest[1], _object_body(request))
+        if len(rest) == 3 and rest[0] == "groups" and rest[2] == "members" and method == "POST":
+            return _add_group_member(state, rest[1], _object_body(request))
+        if len(rest) == 4 and rest[0] == "groups" and rest[2] == "members" and method == "DELETE":
+            return _remove_group_member(state, rest[1], rest[3])
+        if rest == ["delta", "expire"] and method == "POST":
+            floor = state.expire_delta_tokens()
+            logger.info("Control interface expired the delta tokens of tenant %s at sequence %s", state.tenant_id, floor)
+            return json_response({"deltaFloor": floor})
     raise GraphError(404, "NotFound", f"No control endpoint {method} /_emulator/{'/'.join(segments)}.")
 
 
@@ -119,6 +139,7 @@ def _create_user(state: TenantState, user: dict[str, Any]) -> Response:
 
 def _restore_user(state: TenantState, key: str) -> Response:
     with state.lock:
+        state.purge_expired_deletions()
         user_id = key.lower()
         if user_id not in state.deleted_users:
             raise GraphError(404, "NotFound", f"No deleted user with id '{key}' in tenant {state.tenant_id}.")
@@ -126,6 +147,110 @@ def _restore_user(state: TenantState, key: str) -> Response:
             state.restore_user(user_id)
         except ValueError as error:
             raise bad_request(str(error)) from None
+        logger.info("Control interface restored user %s in tenant %s", user_id, state.tenant_id)
+        return json_response(state.render_user(user_id))
+
+
+def _purge_user(state: TenantState, key: str) -> Response:
+    with state.lock:
+        user_id = key.lower()
+        if user_id not in state.deleted_users:
+            raise GraphError(404, "NotFound", f"No deleted user with id '{key}' in tenant {state.tenant_id}; delete the user first.")
+        state.purge_user(user_id)
+    logger.info("Control interface permanently deleted user %s in tenant %s", user_id, state.tenant_id)
+    return Response(status=204)
+
+
+def _set_report_activity(state: TenantState, key: str, body: dict[str, Any]) -> Response:
+    """Set last activity dates for the usage report, keyed by service name, for example {"Exchange": "2024-05-01"}."""
+    with state.lock:
+        user_id = state.find_user(key) or (key.lower() if key.lower() in state.deleted_users else None)
+        if user_id is None:
+            raise GraphError(404, "NotFound", f"User '{key}' does not exist in tenant {state.tenant_id}.")
+        activity: dict[str, str] = {}
+        for service, value in body.items():
+            name = SERVICE_KEYS.get(service.lower().replace(" ", ""))
+            if name is None:
+                raise bad_request(f"Unknown service {service!r}; expected one of {', '.join(SERVICE_KEYS.values())}.")
+            if value is None:
+                value = ""
+            if not isinstance(value, str) or (value and not _is_date(value)):
+                raise bad_request(f"The activity date of {service} must be YYYY-MM-DD or null, got {value!r}.")
+            activity[name] = value
+        state.report_activity.setdefault(user_id, {}).update(activity)
+        return json_response({"id": user_id, "activity": state.report_activity[user_id]})
+
+
+def _is_date(value: str) -> bool:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def _add_sku(state: TenantState, body: dict[str, Any]) -> Response:
+    """Subscribe the tenant to a SKU, which may be one the licensing reference table does not list."""
+    sku = dict(body)
+    template = next(iter(state.skus.values()), {})
+    sku.setdefault("accountId", template.get("accountId", state.tenant_id))
+    sku.setdefault("accountName", template.get("accountName", state.display_name))
+    sku.setdefault("appliesTo", "User")
+    sku.setdefault("capabilityStatus", "Enabled")
+    sku.setdefault("subscriptionIds", [])
+    prepaid = sku.get("prepaidUnits", {})
+    if not isinstance(prepaid, dict):
+        raise bad_request("prepaidUnits must be an object.")
+    sku["prepaidUnits"] = {key: prepaid.get(key, 0) for key in PREPAID_UNIT_KEYS}
+    unknown = sorted(set(prepaid) - set(PREPAID_UNIT_KEYS))
+    if unknown:
+        raise bad_request(f"Unknown prepaidUnits key {unknown[0]!r}; expected {', '.join(PREPAID_UNIT_KEYS)}.")
+    plans = sku.get("servicePlans", [])
+    if isinstance(plans, list):
+        sku["servicePlans"] = [
+            {"provisioningStatus": "Success", "appliesTo": "User", **plan} if isinstance(plan, dict) else plan for plan in plans
+        ]
+    try:
+        validate_skus([sku])
+        sku_id = state.add_sku(sku)
+    except (SnapshotError, ValueError) as error:
+        raise bad_request(str(error)) from None
+    logger.info("Control interface added SKU %s (%s) to tenant %s", sku_id, sku["skuPartNumber"], state.tenant_id)
+    return json_response(state.render_sku(sku_id), status=201)
+
+
+def _find_group_and_user(state: TenantState, group_key: str, user_key: str) -> tuple[str, str]:
+    group_id = state.find_group(group_key)
+    if group_id is None:
+        raise GraphError(404, "NotFound", f"Group '{group_key}' does not exist in tenant {state.tenant_id}.")
+    user_id = state.find_user(user_key)
+    if user_id is None:
+        raise GraphError(404, "NotFound", f"User '{user_key}' does not exist in tenant {state.tenant_id}.")
+    return group_id, user_id
+
+
+def _add_group_member(state: TenantState, group_key: str, body: dict[str, Any]) -> Response:
+    user_key = body.get("id")
+    if not isinstance(user_key, str):
+        raise bad_request("The body must name the user to add as {\"id\": \"<user id or userPrincipalName>\"}.")
+    with state.lock:
+        group_id, user_id = _find_group_and_user(state, group_key, user_key)
+        try:
+            state.add_group_member(group_id, user_id)
+        except ValueError as error:
+            raise bad_request(str(error)) from None
+        logger.info("Control interface added user %s to group %s in tenant %s", user_id, group_id, state.tenant_id)
+        return json_response(state.render_user(user_id))
+
+
+def _remove_group_member(state: TenantState, group_key: str, user_key: str) -> Response:
+    with state.lock:
+        group_id, user_id = _find_group_and_user(state, group_key, user_key)
+        try:
+            state.remove_group_member(group_id, user_id)
+        except ValueError as error:
+            raise bad_request(str(error)) from None
+        logger.info("Control interface removed user %s from group %s in tenant %s", user_id, group_id, state.tenant_id)
         return json_response(state.render_user(user_id))
 
 

@@ -7,12 +7,12 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
 
-from . import licensing
+from . import delta, licensing, reports
 from .errors import GraphError, bad_request, invalid_json_body, resource_not_found
 from .graph_schema import (
     GROUP_COLLECTION_PROPERTIES,
@@ -26,6 +26,7 @@ from .odata import (
     MAX_PAGE_SIZE,
     CollectionQuery,
     compile_filter,
+    compile_search,
     decode_skiptoken,
     encode_skiptoken,
     parse_select,
@@ -34,6 +35,9 @@ from .odata import (
 )
 from .responses import json_response, read_json_body
 from .state import TenantState
+
+if TYPE_CHECKING:
+    from .app import EmulatorApp
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +63,10 @@ GROUPS = EntitySet("groups", "microsoft.graph.group", GROUP_PROPERTIES, GROUP_DE
 class GraphRequest:
     """One authenticated Graph request with the tenant it addresses."""
 
-    def __init__(self, request: Request, state: TenantState) -> None:
+    def __init__(self, request: Request, state: TenantState, app: EmulatorApp | None = None) -> None:
         self.request = request
         self.state = state
+        self.app = app
         self.base = request.host_url.rstrip("/") + "/v1.0"
 
     def context(self, fragment: str) -> str:
@@ -83,6 +88,9 @@ def dispatch(graph: GraphRequest, segments: list[str]) -> Response:
         if len(segments) == 2 and lowered[1] == "$count":
             _require_method(method, "GET")
             return count_users(graph)
+        if len(segments) == 2 and lowered[1] == "delta":
+            _require_method(method, "GET")
+            return delta.users_delta(graph)
         key = segments[1]
         if len(segments) == 2:
             _require_method(method, "GET")
@@ -123,6 +131,9 @@ def dispatch(graph: GraphRequest, segments: list[str]) -> Response:
     elif head == "directory" and lowered[1:] == ["subscriptions"]:
         _require_method(method, "GET")
         return list_subscriptions(graph)
+    elif head == "reports" and len(segments) == 2:
+        _require_method(method, "GET")
+        return reports.office365_active_user_detail(graph, segments[1])
     elif head == "organization" and len(segments) == 1:
         _require_method(method, "GET")
         return list_organization(graph)
@@ -147,15 +158,39 @@ def _json_body(request: Request) -> Any:
 
 
 def list_users(graph: GraphRequest) -> Response:
-    return _list_collection(graph, USERS, graph.state.user_ids_after, graph.state.render_user)
+    page_check = graph.app.faults.check_page if graph.app is not None else None
+    return _list_collection(graph, USERS, graph.state.user_ids_after, graph.state.render_user, page_check=page_check)
 
 
 def count_users(graph: GraphRequest) -> Response:
-    if graph.request.headers.get("ConsistencyLevel", "").lower() != "eventual":
+    """Serve GET /users/$count as text/plain, applying $filter and $search when given."""
+    if not _has_eventual_consistency(graph):
         raise bad_request("$count is not currently supported.")
-    with graph.state.lock:
-        count = len(graph.state.user_ids)
-    return Response(str(count), content_type="text/plain")
+    args = graph.request.args
+    predicates = []
+    if "$filter" in args:
+        predicates.append(compile_filter(args["$filter"], USERS.properties, USERS.name).predicate)
+    if "$search" in args:
+        predicates.append(compile_search(args["$search"], USERS.properties))
+    state = graph.state
+    with state.lock:
+        if predicates:
+            count = sum(1 for user_id in state.user_ids if all(predicate(state.render_user(user_id)) for predicate in predicates))
+        else:
+            count = len(state.user_ids)
+    return Response(str(count), content_type="text/plain; charset=utf-8")
+
+
+def _has_eventual_consistency(graph: GraphRequest) -> bool:
+    return graph.request.headers.get("ConsistencyLevel", "").lower() == "eventual"
+
+
+def _require_search_header(graph: GraphRequest, searching: bool) -> None:
+    if searching and not _has_eventual_consistency(graph):
+        raise bad_request(
+            "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
+            code="Request_UnsupportedQuery",
+        )
 
 
 def get_user(graph: GraphRequest, key: str) -> Response:
@@ -320,15 +355,16 @@ def _entity_response(graph: GraphRequest, entity: EntitySet, record: dict[str, A
     return json_response({"@odata.context": context, **body})
 
 
-def _collection_query(graph: GraphRequest, entity: EntitySet) -> tuple[CollectionQuery, str | None]:
-    """Return the query options and cursor of a list request, taken from $skiptoken when present."""
+def _collection_query(graph: GraphRequest, entity: EntitySet) -> tuple[CollectionQuery, str | None, int]:
+    """Return the query options, cursor and 1-based page number of a list request, taken from $skiptoken when present."""
     args = graph.request.args
     if "$skip" in args:
         raise bad_request("'$skip' is not supported by the service.")
-    for option in ("$orderby", "$search", "$expand"):
+    for option in ("$orderby", "$expand"):
         if option in args:
             # NOTE: Graph supports these options on some collections; the emulator does not yet.
             raise bad_request(f"The query option {option} is not supported by the emulator.", code="Request_UnsupportedQuery")
+    _require_search_header(graph, "$search" in args)
     token = args.get("$skiptoken")
     if token is not None:
         return decode_skiptoken(token)
@@ -336,7 +372,8 @@ def _collection_query(graph: GraphRequest, entity: EntitySet) -> tuple[Collectio
     max_size = SIGN_IN_ACTIVITY_MAX_PAGE_SIZE if select and "signInActivity" in select else MAX_PAGE_SIZE
     top = parse_top(args.get("$top"), max_size)
     count = args.get("$count", "").lower() == "true"
-    return CollectionQuery(select=select, top=top, filter=args.get("$filter"), count=count), None
+    query = CollectionQuery(select=select, top=top, filter=args.get("$filter"), count=count, search=args.get("$search"))
+    return query, None, 1
 
 
 def _list_collection(
@@ -345,22 +382,29 @@ def _list_collection(
     ids_after: Callable[[str | None], Iterable[str]],
     render: Callable[[str], dict[str, Any]],
     context_name: str | None = None,
+    page_check: Callable[[int], None] | None = None,
 ) -> Response:
     """Serve one page of a collection in id order, with @odata.nextLink when more records follow.
 
     The $skiptoken contains the last id served, so a page costs O(log n + page size)
     without $filter, and records deleted between pages do not shift later pages.
     """
-    query, cursor = _collection_query(graph, entity)
-    advanced_request = graph.request.headers.get("ConsistencyLevel", "").lower() == "eventual" and query.count
-    predicate = None
+    query, cursor, page_number = _collection_query(graph, entity)
+    if page_check is not None:
+        page_check(page_number)
+    advanced_request = _has_eventual_consistency(graph) and query.count
+    predicates = []
     if query.filter is not None:
         compiled = compile_filter(query.filter, entity.properties, entity.name)
         if compiled.advanced and not advanced_request:
             raise bad_request("Unsupported Query.", code="Request_UnsupportedQuery")
-        predicate = compiled.predicate
+        predicates.append(compiled.predicate)
+    if query.search is not None:
+        _require_search_header(graph, True)
+        predicates.append(compile_search(query.search, entity.properties))
     if query.count and not advanced_request:
         raise bad_request("$count is not currently supported.")
+    predicate = _all_of(predicates)
 
     properties = query.select or entity.default_properties
     page: list[dict[str, Any]] = []
@@ -384,9 +428,17 @@ def _list_collection(
     if total is not None:
         body["@odata.count"] = total
     if more and last_id is not None:
-        body["@odata.nextLink"] = _next_link(graph, query, last_id)
+        body["@odata.nextLink"] = _next_link(graph, query, last_id, page_number + 1)
     body["value"] = page
     return json_response(body)
+
+
+def _all_of(predicates: list[Callable[[dict[str, Any]], bool]]) -> Callable[[dict[str, Any]], bool] | None:
+    if not predicates:
+        return None
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda record: all(predicate(record) for predicate in predicates)
 
 
 def _count_matches(
@@ -399,7 +451,7 @@ def _count_matches(
     return sum(1 for record_id in ids_after(None) if predicate(render(record_id)))
 
 
-def _next_link(graph: GraphRequest, query: CollectionQuery, last_id: str) -> str:
+def _next_link(graph: GraphRequest, query: CollectionQuery, last_id: str, page_number: int) -> str:
     parts = []
     if query.select is not None:
         parts.append("$select=" + quote(",".join(query.select), safe=","))
@@ -409,6 +461,8 @@ def _next_link(graph: GraphRequest, query: CollectionQuery, last_id: str) -> str
         parts.append("$filter=" + quote(query.filter, safe=""))
     if query.count:
         parts.append("$count=true")
-    parts.append("$skiptoken=" + encode_skiptoken(query, last_id))
+    if query.search is not None:
+        parts.append("$search=" + quote(query.search, safe=""))
+    parts.append("$skiptoken=" + encode_skiptoken(query, last_id, page_number))
     path = graph.request.path
     return f"{graph.request.host_url.rstrip('/')}{quote(path)}?{'&'.join(parts)}"

@@ -26,6 +26,7 @@ class CollectionQuery:
     top: int | None
     filter: str | None
     count: bool
+    search: str | None = None
 
     @property
     def page_size(self) -> int:
@@ -82,15 +83,23 @@ def project(record: Mapping[str, Any], properties: Sequence[str], collection_pro
     return projected
 
 
-def encode_skiptoken(query: CollectionQuery, cursor: str) -> str:
-    """Return an opaque $skiptoken that contains the last id served and the original query options."""
-    payload = {"after": cursor, "select": query.select, "top": query.top, "filter": query.filter, "count": query.count}
+def encode_skiptoken(query: CollectionQuery, cursor: str, page: int) -> str:
+    """Return an opaque $skiptoken with the last id served, the number of the page it leads to and the query options."""
+    payload = {
+        "after": cursor,
+        "page": page,
+        "select": query.select,
+        "top": query.top,
+        "filter": query.filter,
+        "count": query.count,
+        "search": query.search,
+    }
     raw = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def decode_skiptoken(token: str) -> tuple[CollectionQuery, str]:
-    """Return the query and cursor from a $skiptoken, or raise Graph's expired page token error."""
+def decode_skiptoken(token: str) -> tuple[CollectionQuery, str, int]:
+    """Return the query, cursor and page number from a $skiptoken, or raise Graph's expired page token error."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
@@ -100,8 +109,10 @@ def decode_skiptoken(token: str) -> tuple[CollectionQuery, str]:
             top=payload["top"],
             filter=payload["filter"],
             count=bool(payload["count"]),
+            search=payload.get("search"),
         )
         cursor = payload["after"]
+        page = int(payload.get("page", 2))
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise GraphError(
             400,
@@ -114,7 +125,7 @@ def decode_skiptoken(token: str) -> tuple[CollectionQuery, str]:
             "Directory_ExpiredPageToken",
             "The specified page token value has expired and can no longer be included in your request.",
         )
-    return query, cursor
+    return query, cursor, page
 
 
 # $filter support. Graph's directory filters are a small subset of OData; the
@@ -191,3 +202,49 @@ def _equals(value: Any, expected: Any) -> bool:
     if isinstance(value, str) and isinstance(expected, str):
         return value.lower() == expected.lower()
     return value == expected
+
+
+# $search support for directory objects: one or more "property:term" clauses, each in
+# double quotes, joined with AND or OR (evaluated left to right).
+_SEARCH_CLAUSE = re.compile(r'^"(\w+):([^"]*)"$')
+_SEARCH_SPLIT = re.compile(r"\s+(AND|OR)\s+")
+_WORD_SPLIT = re.compile(r"[^0-9a-z]+")
+
+
+def compile_search(expression: str, properties: Sequence[str]) -> Predicate:
+    """Return a predicate for a $search expression, or raise 400 for one the emulator cannot parse.
+
+    A term matches when each of its words is a prefix of a word in the property value,
+    which is how Graph tokenizes directory properties for $search.
+    NOTE: Graph also splits camelCase words and matches some properties differently; this
+    tokenizer splits on anything but letters and digits only.
+    """
+    canonical = {name.lower(): name for name in properties}
+    parts = _SEARCH_SPLIT.split(expression.strip())
+    clauses: list[Predicate] = []
+    operators: list[str] = []
+    for index, part in enumerate(parts):
+        if index % 2 == 1:
+            operators.append(part)
+            continue
+        match = _SEARCH_CLAUSE.match(part.strip())
+        if match is None or match.group(1).lower() not in canonical:
+            raise bad_request(f"Invalid $search clause {part!r}: expected \"property:term\" with a searchable property.", code="Request_UnsupportedQuery")
+        name = canonical[match.group(1).lower()]
+        words = [word for word in _WORD_SPLIT.split(match.group(2).lower()) if word]
+        clauses.append(lambda record, name=name, words=words: _search_matches(record.get(name), words))
+
+    def predicate(record: dict[str, Any]) -> bool:
+        result = clauses[0](record)
+        for operator, clause in zip(operators, clauses[1:]):
+            result = (result and clause(record)) if operator == "AND" else (result or clause(record))
+        return result
+
+    return predicate
+
+
+def _search_matches(value: Any, words: list[str]) -> bool:
+    if not isinstance(value, str):
+        return False
+    tokens = [token for token in _WORD_SPLIT.split(value.lower()) if token]
+    return all(any(token.startswith(word) for token in tokens) for word in words)

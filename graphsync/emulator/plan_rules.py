@@ -2,7 +2,8 @@
 
 Microsoft does not publish these rules as data. The emulator enforces a few that
 administrators meet in practice: Exchange Online Plan 1, Plan 2 and Kiosk cannot
-be enabled together, and Office for the web needs a SharePoint Online plan.
+be enabled together, Office for the web needs a SharePoint Online plan, and
+Calling Plans are sold only in some countries.
 """
 
 from __future__ import annotations
@@ -20,6 +21,34 @@ MUTUALLY_EXCLUSIVE_PLANS: tuple[tuple[str, str], ...] = (
 PLAN_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "SHAREPOINTWAC": ("SHAREPOINTENTERPRISE", "SHAREPOINTSTANDARD"),
 }
+
+
+# Service plans offered only in the listed usage locations (ISO 3166 alpha-2 codes).
+# NOTE: Microsoft's country list for Calling Plans is longer and changes over time; this
+# subset is enough for the emulator to produce ProhibitedInUsageLocationViolation.
+PLAN_USAGE_LOCATIONS: dict[str, frozenset[str]] = {
+    "MCOPSTN1": frozenset(
+        {"AT", "AU", "BE", "CA", "CH", "DE", "DK", "ES", "FI", "FR", "GB", "IE", "IT", "JP", "NL", "NO", "NZ", "PT", "SE", "US"}
+    ),
+    "MCOPSTN2": frozenset(
+        {"AT", "AU", "BE", "CA", "CH", "DE", "DK", "ES", "FI", "FR", "GB", "IE", "IT", "JP", "NL", "NO", "NZ", "PT", "SE", "US"}
+    ),
+}
+
+
+def find_prohibited_plan(enabled_plans: Mapping[str, str], checked_plans: Iterable[str], usage_location: str | None) -> str | None:
+    """Return the id of the first plan in `checked_plans` that is enabled but not offered in `usage_location`.
+
+    A user without a usage location is not checked, because group-based licensing then
+    uses the tenant's country.
+    """
+    if not usage_location:
+        return None
+    for name in checked_plans:
+        allowed = PLAN_USAGE_LOCATIONS.get(name)
+        if allowed is not None and name in enabled_plans and usage_location.upper() not in allowed:
+            return enabled_plans[name]
+    return None
 
 
 def find_exclusive_pair(enabled_plans: Mapping[str, str]) -> tuple[str, str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import ssl
 import threading
@@ -9,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import EmulatorApp
 from .certs import CertificatePaths, ensure_certificates
@@ -22,10 +23,79 @@ DEFAULT_STATE_DIR = Path("var/emulator")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+# Seconds an idle keep-alive connection stays open before its thread closes it.
+IDLE_CONNECTION_TIMEOUT = 30
+
+
+class KeepAliveRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler with HTTP/1.1 keep-alive and injected dropped connections.
+
+    Werkzeug's own handler sends "Connection: close" on every response. This one reads
+    the whole request body before calling the app and sends every response with a
+    Content-Length, so the connection can carry the next request. Requests with a
+    chunked body fall back to werkzeug's handler, which closes the connection.
+    """
+
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_CONNECTION_TIMEOUT
+
+    def run_wsgi(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            super().run_wsgi()
+            return
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+
+        app: EmulatorApp = self.server.app  # type: ignore[assignment]
+        if self.path.startswith("/v1.0/") and app.faults.draw_drop():
+            logger.info("Injected a dropped connection for %s %s", self.command, self.path)
+            self.close_connection = True
+            return
+
+        environ = self.make_environ()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [status, headers]
+            return lambda data: None
+
+        try:
+            chunks = app(environ, start_response)
+            try:
+                content = b"".join(chunks)
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+            status, headers = started
+        except Exception:
+            logger.exception("Unhandled error serving %s %s", self.command, self.path)
+            self.close_connection = True
+            status, headers, content = "500 Internal Server Error", [("Content-Type", "text/plain")], b"Internal Server Error"
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(content)
+        self.wfile.flush()
+
+
 class EmulatorServer:
     """The emulator serving `snapshots` over HTTPS with its own CA; port 0 picks a free port.
 
     The control interface under /_emulator/ is enabled only when `control_token` is given.
+    `faults` sets the initial fault and throttling settings with the keys that
+    POST /_emulator/faults takes, for example {"throttleScale": 0.01, "dropRate": 0.1}.
     """
 
     def __init__(
@@ -35,6 +105,7 @@ class EmulatorServer:
         port: int = 0,
         state_dir: Path = DEFAULT_STATE_DIR,
         control_token: str | None = None,
+        faults: dict[str, Any] | None = None,
     ) -> None:
         if not snapshots:
             raise ValueError("EmulatorServer needs at least one tenant snapshot")
@@ -45,7 +116,7 @@ class EmulatorServer:
         tenant_ids = [state.tenant_id for state in states]
         if len(set(tenant_ids)) != len(tenant_ids):
             raise ValueError(f"tenant ids must be unique, got {tenant_ids}")
-        self.app = EmulatorApp(states, control_token=control_token)
+        self.app = EmulatorApp(states, control_token=control_token, faults=faults)
         self.host = host
         self._requested_port = port
         self.state_dir = Path(state_dir)
@@ -61,7 +132,7 @@ class EmulatorServer:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self._certificates.server_cert, self._certificates.server_key)
 
-        server = make_server(self.host, self._requested_port, self.app, threaded=True)
+        server = make_server(self.host, self._requested_port, self.app, threaded=True, request_handler=KeepAliveRequestHandler)
         # The socket is wrapped here rather than by werkzeug so that the TLS handshake
         # runs in each request thread. Werkzeug's own wrapping does the handshake in the
         # accept loop, where one slow client would stall every other connection.

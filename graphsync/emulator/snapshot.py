@@ -71,7 +71,7 @@ def validate_snapshot(document: Any) -> None:
         _require_type(document[key], list, key)
 
     _validate_clients(document["clients"])
-    sku_ids = _validate_skus(document["subscribedSkus"])
+    sku_ids = validate_skus(document["subscribedSkus"])
     user_ids = validate_users(document["users"], sku_ids)
     _validate_groups(document["groups"], user_ids, sku_ids)
     _validate_subscriptions(document["subscriptions"], sku_ids)
@@ -94,7 +94,7 @@ def _validate_clients(clients: list[Any]) -> None:
         seen.add(client_id)
 
 
-def _validate_skus(skus: list[Any]) -> set[str]:
+def validate_skus(skus: list[Any]) -> set[str]:
     sku_ids: set[str] = set()
     for index, sku in enumerate(skus):
         where = f"subscribedSkus[{index}]"

@@ -11,23 +11,32 @@ import copy
 import datetime as dt
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import load_catalog
 from .graph_schema import USER_LICENSE_PROPERTIES
-from .plan_rules import find_exclusive_pair
+from .plan_rules import find_exclusive_pair, find_missing_dependency, find_prohibited_plan
 
 logger = logging.getLogger(__name__)
 
 # Capability states whose SKUs accept no new assignments at all.
 UNASSIGNABLE_STATUSES = frozenset({"Suspended", "Deleted", "LockedOut"})
+# Entra ID keeps a deleted user restorable for 30 days, then deletes it permanently.
+RESTORE_WINDOW = dt.timedelta(days=30)
 
 
 def utc_timestamp() -> str:
     """Return the current time in Graph's format, for example 2024-05-01T10:00:00Z."""
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """Parse a Graph timestamp such as 2024-05-01T10:00:00Z into an aware datetime."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 @dataclass
@@ -94,6 +103,17 @@ class TenantState:
         self.group_licenses: dict[str, dict[str, list[str]]] = {}
         self.user_groups: dict[str, set[str]] = {}
 
+        # The change log behind users/delta: sequence numbers ascend, and each entry names
+        # a user whose properties, assignedLicenses or deletion state changed.
+        self.change_sequence = 0
+        self._change_sequences: list[int] = []
+        self._changed_user_ids: list[str] = []
+        # Delta tokens older than this sequence number are expired.
+        self.delta_floor = 0
+        self.purged_user_ids: set[str] = set()
+        # Usage report activity set through the control interface: user id -> service name -> date or "".
+        self.report_activity: dict[str, dict[str, str]] = {}
+
         self._load_groups(snapshot["groups"])
         for user in snapshot["users"]:
             self._load_user(user)
@@ -101,6 +121,9 @@ class TenantState:
         for user_id in self.users:
             self._refresh_holdings(user_id)
         self._evaluate_missing_group_assignments()
+        self._change_sequences.clear()
+        self._changed_user_ids.clear()
+        self.change_sequence = 0
 
     # Loading
 
@@ -221,6 +244,33 @@ class TenantState:
     def plan_ids_by_name(self) -> dict[str, str]:
         return self._plan_ids_by_name
 
+    def user_count(self) -> int:
+        return len(self.user_ids)
+
+    # Change log
+
+    def record_change(self, user_id: str) -> None:
+        """Append a change of `user_id` to the change log that users/delta reads."""
+        with self.lock:
+            self.change_sequence += 1
+            self._change_sequences.append(self.change_sequence)
+            self._changed_user_ids.append(user_id)
+
+    def changed_user_ids(self, since: int, until: int) -> list[str]:
+        """Return the ids of users changed after sequence `since` up to `until`, sorted and without repeats."""
+        with self.lock:
+            start = bisect.bisect_right(self._change_sequences, since)
+            end = bisect.bisect_right(self._change_sequences, until)
+            return sorted(set(self._changed_user_ids[start:end]))
+
+    def expire_delta_tokens(self) -> int:
+        """Make every delta token issued so far expired and drop the change log; return the new floor."""
+        with self.lock:
+            self.delta_floor = self.change_sequence
+            self._change_sequences.clear()
+            self._changed_user_ids.clear()
+            return self.delta_floor
+
     # Licenses
 
     def consumed_units(self, sku_id: str) -> int:
@@ -268,15 +318,23 @@ class TenantState:
     def replace_assignments(self, user_id: str, assignments: dict[AssignmentKey, LicenseAssignment]) -> None:
         """Store a user's complete set of assignments and update seat counts."""
         with self.lock:
+            before = self.assigned_licenses(user_id)
             self.assignments[user_id] = assignments
             self._refresh_holdings(user_id)
+            # NOTE: Graph's users/delta reports a change of assignedLicenses but not a change
+            # limited to licenseAssignmentStates (a new error state, for example), so only the former is logged.
+            if self.assigned_licenses(user_id) != before:
+                self.record_change(user_id)
 
     def evaluate_group_assignment(self, user_id: str, group_id: str, sku_id: str) -> LicenseAssignment:
         """Create or re-evaluate the assignment that `group_id` gives `user_id` for `sku_id`.
 
-        A member who already has the SKU needs no new seat. Otherwise the member gets
-        state Error with CountViolation when no seat is free, or MutuallyExclusiveViolation
-        when the SKU's plans clash with plans the member already has.
+        A member who already has the SKU needs no new seat. The checks run in this order,
+        and the first that fails sets state Error with its error:
+        MutuallyExclusiveViolation when the SKU's plans clash with the member's other plans,
+        DependencyViolation when a plan lacks a plan it needs,
+        ProhibitedInUsageLocationViolation when a plan is not offered in the member's usage location,
+        CountViolation when no seat is free.
         """
         with self.lock:
             assignments = dict(self.assignments.get(user_id, {}))
@@ -284,8 +342,15 @@ class TenantState:
             current = assignments.get((group_id, sku_id))
             others = [assignment for key, assignment in assignments.items() if key != (group_id, sku_id)]
             candidate = LicenseAssignment(sku_id=sku_id, group_id=group_id, disabled_plans=disabled, last_updated=self.clock())
-            if find_exclusive_pair(self.enabled_plans([*others, candidate])) is not None:
+            enabled = self.enabled_plans([*others, candidate])
+            sku_plans = [plan["servicePlanName"] for plan in self.skus[sku_id]["servicePlans"]]
+            user = self.users.get(user_id) or self.deleted_users.get(user_id) or {}
+            if find_exclusive_pair(enabled) is not None:
                 candidate.state, candidate.error = "Error", "MutuallyExclusiveViolation"
+            elif find_missing_dependency(enabled, sku_plans, self._plan_ids_by_name) is not None:
+                candidate.state, candidate.error = "Error", "DependencyViolation"
+            elif find_prohibited_plan(enabled, sku_plans, user.get("usageLocation")) is not None:
+                candidate.state, candidate.error = "Error", "ProhibitedInUsageLocationViolation"
             elif user_id in self.users and not (current is not None and current.active) and sku_id not in {
                 assignment.sku_id for assignment in others if assignment.active
             }:
@@ -399,8 +464,13 @@ class TenantState:
                     raise ValueError(f"userPrincipalName {new_name!r} is already used by another user")
                 del self._upn_index[record["userPrincipalName"].lower()]
                 self._upn_index[new_name.lower()] = user_id
+            location_changed = "usageLocation" in changes and changes["usageLocation"] != record.get("usageLocation")
             for key, value in changes.items():
                 record[key] = copy.deepcopy(value)
+            self.record_change(user_id)
+            if location_changed:
+                # Group-based licensing re-evaluates a member when its usage location changes.
+                self.reprocess_user(user_id)
 
     def add_user(self, user: dict[str, Any]) -> str:
         """Add a user (Graph shape, without licenses) and return its id."""
@@ -416,6 +486,7 @@ class TenantState:
             self._upn_index[record["userPrincipalName"].lower()] = user_id
             bisect.insort(self.user_ids, user_id)
             self.assignments.setdefault(user_id, {})
+            self.record_change(user_id)
             return user_id
 
     def delete_user(self, user_id: str) -> None:
@@ -428,6 +499,35 @@ class TenantState:
             index = bisect.bisect_left(self.user_ids, user_id)
             del self.user_ids[index]
             self._refresh_holdings(user_id)
+            self.record_change(user_id)
+
+    def purge_user(self, user_id: str) -> None:
+        """Delete a soft-deleted user permanently, with its assignments and group memberships."""
+        with self.lock:
+            del self.deleted_users[user_id]
+            self.assignments.pop(user_id, None)
+            for group_id in self.user_groups.pop(user_id, set()):
+                self.group_members[group_id] = [member for member in self.group_members[group_id] if member != user_id]
+            self.purged_user_ids.add(user_id)
+            self.record_change(user_id)
+
+    def purge_expired_deletions(self) -> list[str]:
+        """Permanently delete users that were deleted more than 30 days ago; return their ids."""
+        with self.lock:
+            now = parse_timestamp(self.clock())
+            expired = []
+            for user_id, record in self.deleted_users.items():
+                try:
+                    deleted_at = parse_timestamp(record["deletedDateTime"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if now - deleted_at > RESTORE_WINDOW:
+                    expired.append(user_id)
+            for user_id in expired:
+                self.purge_user(user_id)
+            if expired:
+                logger.info("Tenant %s: permanently deleted %s users deleted over 30 days ago", self.tenant_id, len(expired))
+            return expired
 
     def restore_user(self, user_id: str) -> None:
         with self.lock:
@@ -440,6 +540,57 @@ class TenantState:
             self._upn_index[record["userPrincipalName"].lower()] = user_id
             bisect.insort(self.user_ids, user_id)
             self._refresh_holdings(user_id)
+            self.record_change(user_id)
+
+    def add_group_member(self, group_id: str, user_id: str) -> None:
+        """Add a user to a group; the user inherits the group's licenses at once."""
+        with self.lock:
+            if user_id in self.group_members[group_id]:
+                raise ValueError(f"user {user_id} is already a member of group {group_id}")
+            self.group_members[group_id].append(user_id)
+            self.user_groups.setdefault(user_id, set()).add(group_id)
+            for sku_id in self.group_licenses[group_id]:
+                self.evaluate_group_assignment(user_id, group_id, sku_id)
+
+    def remove_group_member(self, group_id: str, user_id: str) -> None:
+        """Remove a user from a group; the licenses the group gave the user go with it."""
+        with self.lock:
+            if user_id not in self.group_members[group_id]:
+                raise ValueError(f"user {user_id} is not a member of group {group_id}")
+            self.group_members[group_id] = [member for member in self.group_members[group_id] if member != user_id]
+            self.user_groups.get(user_id, set()).discard(group_id)
+            assignments = {key: value for key, value in self.assignments.get(user_id, {}).items() if key[0] != group_id}
+            self.replace_assignments(user_id, assignments)
+
+    def add_sku(self, sku: dict[str, Any]) -> str:
+        """Add a subscribed SKU (Graph shape, validated by the caller) and a paid subscription for its seats."""
+        with self.lock:
+            record = copy.deepcopy(sku)
+            sku_id = record["skuId"].lower()
+            if sku_id in self.skus:
+                raise ValueError(f"SKU {sku_id} is already subscribed")
+            record["skuId"] = sku_id
+            record.pop("consumedUnits", None)
+            record["id"] = f"{self.tenant_id}_{sku_id}"
+            self.skus[sku_id] = record
+            self.holders[sku_id] = set()
+            for plan in record["servicePlans"]:
+                self._plan_ids_by_name[plan["servicePlanName"]] = plan["servicePlanId"].lower()
+            self.subscriptions.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "commerceSubscriptionId": str(uuid.uuid4()),
+                    "skuId": sku_id,
+                    "skuPartNumber": record["skuPartNumber"],
+                    "status": record["capabilityStatus"],
+                    "totalLicenses": sum(record["prepaidUnits"].values()),
+                    "isTrial": False,
+                    "createdDateTime": self.clock(),
+                    "nextLifecycleDateTime": None,
+                    "ownerType": None,
+                }
+            )
+            return sku_id
 
     def set_sku_units(self, sku_id: str, prepaid_units: dict[str, int], capability_status: str | None = None) -> None:
         """Change a SKU's prepaidUnits (and optionally capabilityStatus).

@@ -176,3 +176,16 @@ def graph_error(response: requests.Response) -> tuple[int, str, str]:
     """Return (status, error code, message) of a Graph error response."""
     error = response.json()["error"]
     return response.status_code, error["code"], error["message"]
+
+
+def control_request(
+    server: EmulatorServer, method: str, path: str, token: str | None = CONTROL_TOKEN, **kwargs: Any
+) -> requests.Response:
+    """Send a request to the control interface under /_emulator."""
+    headers = {"X-Emulator-Control": token} if token is not None else {}
+    return requests.request(method, f"{server.base_url}/_emulator{path}", headers=headers, verify=server.ca_path, timeout=10, **kwargs)
+
+
+def small_graph(server: EmulatorServer) -> GraphClient:
+    """A Graph client signed in to the small tenant of `server`."""
+    return GraphClient(server, fetch_token(server, TENANT_ID, CLIENT_ID, CLIENT_SECRET))

@@ -85,3 +85,50 @@ def test_fault_settings_validated(controlled_emulator: EmulatorServer) -> None:
     response = _control(controlled_emulator, "POST", "/faults", json={"throttleRate": 2})
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "throttleRate must be a number from 0 to 1, got 2"
+
+
+def test_control_add_custom_sku(controlled_emulator: EmulatorServer) -> None:
+    sku_id = "5b2c1f7e-0000-4000-8000-00000000c0de"
+    body = {
+        "skuId": sku_id,
+        "skuPartNumber": "CONTOSO_NEW_PRODUCT",
+        "prepaidUnits": {"enabled": 2, "warning": 1},
+        "servicePlans": [{"servicePlanId": "6c4f0b3a-0000-4000-8000-00000000c0de", "servicePlanName": "CONTOSO_PLAN"}],
+    }
+    response = _control(controlled_emulator, "POST", f"/tenants/{TENANT_ID}/skus", json=body)
+    assert response.status_code == 201
+    graph = GraphClient(controlled_emulator, fetch_token(controlled_emulator, TENANT_ID, CLIENT_ID, CLIENT_SECRET))
+    sku = next(item for item in graph.get("/subscribedSkus").json()["value"] if item["skuId"] == sku_id)
+    assert sku["skuPartNumber"] == "CONTOSO_NEW_PRODUCT"
+    assert sku["prepaidUnits"] == {"enabled": 2, "suspended": 0, "warning": 1, "lockedOut": 0}
+    assert sku["consumedUnits"] == 0
+    assert sku["id"] == f"{TENANT_ID}_{sku_id}"
+    subscriptions = graph.get("/directory/subscriptions").json()["value"]
+    assert [item["totalLicenses"] for item in subscriptions if item["skuId"] == sku_id] == [3]
+
+    assigned = graph.post(f"/users/{user_id(2)}/assignLicense", {"addLicenses": [{"skuId": sku_id}], "removeLicenses": []})
+    assert assigned.status_code == 200
+    assert _control(controlled_emulator, "POST", f"/tenants/{TENANT_ID}/skus", json=body).status_code == 400
+
+
+def test_control_add_sku_validated(controlled_emulator: EmulatorServer) -> None:
+    response = _control(controlled_emulator, "POST", f"/tenants/{TENANT_ID}/skus", json={"skuId": "not-a-guid", "skuPartNumber": "X", "servicePlans": []})
+    assert response.status_code == 400
+    assert "skuId" in response.json()["error"]["message"]
+
+
+def test_control_purge_deleted_user(controlled_emulator: EmulatorServer) -> None:
+    assert _control(controlled_emulator, "DELETE", f"/tenants/{TENANT_ID}/deletedUsers/{user_id(2)}").status_code == 404
+    assert _control(controlled_emulator, "DELETE", f"/tenants/{TENANT_ID}/users/{user_id(2)}").status_code == 204
+    assert _control(controlled_emulator, "DELETE", f"/tenants/{TENANT_ID}/deletedUsers/{user_id(2)}").status_code == 204
+    assert _control(controlled_emulator, "POST", f"/tenants/{TENANT_ID}/users/{user_id(2)}/restore").status_code == 404
+    snapshot = _control(controlled_emulator, "GET", f"/tenants/{TENANT_ID}/snapshot").json()
+    assert user_id(2) not in [user["id"] for user in snapshot["users"]]
+
+
+def test_control_restore_within_30_days(controlled_emulator: EmulatorServer) -> None:
+    assert _control(controlled_emulator, "DELETE", f"/tenants/{TENANT_ID}/users/{user_id(1)}").status_code == 204
+    assert controlled_emulator.state(TENANT_ID).consumed_units(E3) == 0
+    restored = _control(controlled_emulator, "POST", f"/tenants/{TENANT_ID}/users/{user_id(1)}/restore")
+    assert restored.status_code == 200
+    assert controlled_emulator.state(TENANT_ID).consumed_units(E3) == 1
