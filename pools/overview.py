@@ -92,7 +92,11 @@ def _add_usage(tenant: Tenant, nodes: dict[int, PoolNode]) -> None:
         own_allotments = allotments.get(pool_pk, {})
         sku_pks = sorted(set(consumed) | set(own_allotments), key=lambda pk: skus[pk].name.casefold())
         node.lines = [
-            stock.PoolSkuLine(sku=skus[pk], allotment=own_allotments.get(pk), consumption=consumed.get(pk, 0))
+            stock.PoolSkuLine(
+                sku=skus[pk],
+                allotment=stock.effective_allotment(own_allotments, pk, is_level2=node.pool.parent_id is not None),
+                consumption=consumed.get(pk, 0),
+            )
             for pk in sku_pks
         ]
 

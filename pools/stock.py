@@ -39,8 +39,18 @@ def consumption_by_pool(tenant: Tenant) -> dict[int, dict[int, int]]:
     return result
 
 
+def effective_allotment(allotments: dict[int, int], sku_pk: int, *, is_level2: bool) -> int | None:
+    """Return a pool's allotment of a SKU: 0 for a level-1 pool without one, None for a level-2 pool
+    without one (it draws on its parent's allotment)."""
+    if sku_pk in allotments:
+        return allotments[sku_pk]
+    return None if is_level2 else 0
+
+
 @dataclass
 class PoolSkuLine:
+    """A pool's use of one SKU; ``allotment`` is None only for a level-2 pool drawing on its parent."""
+
     sku: Sku
     allotment: int | None
     consumption: int
@@ -67,7 +77,15 @@ def pool_lines(pool: Pool) -> list[PoolSkuLine]:
     allotments = {a.sku_id: a.seats for a in Allotment.objects.filter(pool=pool)}
     sku_ids = set(consumed) | set(allotments)
     skus = Sku.objects.filter(pk__in=sku_ids).order_by("part_number")
-    return [PoolSkuLine(sku=sku, allotment=allotments.get(sku.pk), consumption=consumed.get(sku.pk, 0)) for sku in skus]
+    is_level2 = pool.parent_id is not None
+    return [
+        PoolSkuLine(
+            sku=sku,
+            allotment=effective_allotment(allotments, sku.pk, is_level2=is_level2),
+            consumption=consumed.get(sku.pk, 0),
+        )
+        for sku in skus
+    ]
 
 
 @dataclass
