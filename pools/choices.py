@@ -29,6 +29,7 @@ class PoolAttribute(models.TextChoices):
     EXTENSION_ATTRIBUTE_13 = "extensionAttribute13", _("Extension attribute 13")
     EXTENSION_ATTRIBUTE_14 = "extensionAttribute14", _("Extension attribute 14")
     EXTENSION_ATTRIBUTE_15 = "extensionAttribute15", _("Extension attribute 15")
+    PORTAL_VALUE = "portalValue", _("Value set in the portal")
 
 
 class AuditAction(models.TextChoices):
@@ -42,9 +43,75 @@ class AuditAction(models.TextChoices):
     PRICE_CHANGED = "price.changed", _("Price changed")
     TENANT_CONNECTED = "tenant.connected", _("Tenant connected")
     SYNC_REQUESTED = "sync.requested", _("Sync requested")
+    POOL_SETTINGS_CHANGED = "pool.settings_changed", _("Pool settings changed")
+    ALIAS_ADDED = "alias.added", _("Value alias added")
+    ALIAS_REMOVED = "alias.removed", _("Value alias removed")
+    PORTAL_VALUE_SET = "portal_value.set", _("Portal-managed value set")
+    PURCHASE_RECORDED = "purchase.recorded", _("Purchase recorded")
+    REQUEST_CREATED = "request.created", _("Seat request created")
+    REQUEST_APPROVED = "request.approved", _("Seat request approved")
+    REQUEST_DECLINED = "request.declined", _("Seat request declined")
+    DRIFT_ADOPTED = "drift.adopted", _("Drift adopted")
+    DRIFT_REFERRED = "drift.referred", _("Drift referred to the pool managers")
+    EXEMPTION_ADDED = "exemption.added", _("Reclaim exemption added")
+    EXEMPTION_REMOVED = "exemption.removed", _("Reclaim exemption removed")
+    LICENSE_RECLAIMED = "license.reclaimed", _("License reclaimed")
+    USAGE_LOCATION_SET = "usage_location.set", _("Usage location set")
+    BULK_JOB_STARTED = "bulk.started", _("Bulk job started")
 
 
 class Outcome(models.TextChoices):
     SUCCEEDED = "succeeded", _("Succeeded")
     REJECTED = "rejected", _("Rejected by the portal")
     FAILED = "failed", _("Failed in Microsoft Graph")
+
+
+class PurchaseTerm(models.TextChoices):
+    MONTHLY = "P1M", _("Monthly")
+    ANNUAL = "P1Y", _("Annual")
+    THREE_YEARS = "P3Y", _("Three years")
+
+
+class RequestStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    APPROVED = "approved", _("Approved")
+    DECLINED = "declined", _("Declined")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+class BulkJobKind(models.TextChoices):
+    ASSIGN = "assign", _("Assign")
+    REVOKE = "revoke", _("Revoke")
+    RECLAIM = "reclaim", _("Reclaim")
+
+
+class BulkJobStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    FINISHED = "finished", _("Finished")
+    FAILED = "failed", _("Failed")
+
+
+class BulkItemStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    IN_PROGRESS = "in_progress", _("In progress")
+    DONE = "done", _("Done")
+    REJECTED = "rejected", _("Rejected")
+    FAILED = "failed", _("Failed in Microsoft Graph")
+
+
+class AlertKind(models.TextChoices):
+    POOL_SPARE_LOW = "pool_spare_low", _("Pool spare low")
+    POOL_OVER_ALLOTMENT = "pool_over_allotment", _("Pool over allotment")
+    TENANT_STOCK_LOW = "tenant_stock_low", _("Tenant stock low")
+    UNITS_WARNING = "units_warning", _("Units in warning state")
+    UNITS_SUSPENDED = "units_suspended", _("Units suspended")
+    DRIFT = "drift", _("Assignments made outside the portal")
+    GROUP_LICENSE_ERROR = "group_license_error", _("Group licensing error")
+    PENDING_REQUEST = "pending_request", _("Pending seat request")
+
+
+class AlertSeverity(models.TextChoices):
+    INFO = "info", _("Information")
+    WARNING = "warning", _("Warning")
+    CRITICAL = "critical", _("Critical")

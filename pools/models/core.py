@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from graphsync.models import DirectoryUser, Sku, Tenant
 
-from .choices import AuditAction, Outcome, PoolAttribute
+from ..choices import AuditAction, Outcome, PoolAttribute
 
 
 class PoolScheme(models.Model):
@@ -58,6 +58,24 @@ class Pool(models.Model):
     name_override = models.CharField(_("name set by an administrator"), max_length=300, blank=True)
     is_unassigned = models.BooleanField(_("unassigned pool"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
+    default_usage_location = models.CharField(
+        _("default usage location"),
+        max_length=2,
+        blank=True,
+        help_text=_("ISO 3166-1 alpha-2 code set on members without a usage location when they get a license."),
+    )
+    inactivity_threshold_days = models.PositiveIntegerField(
+        _("inactivity threshold (days)"),
+        null=True,
+        blank=True,
+        help_text=_("Members without a sign-in for this many days are reclaim candidates; empty uses the tenant's."),
+    )
+    spare_alert_count = models.PositiveIntegerField(
+        _("alert when spare seats fall below"), null=True, blank=True
+    )
+    spare_alert_percent = models.PositiveSmallIntegerField(
+        _("alert when spare falls below this percent of the allotment"), null=True, blank=True
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     objects = PoolQuerySet.as_manager()
