@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import urls_alerts, urls_bulk, urls_purchases, urls_recovery, urls_schemes, views
 
 app_name = "pools"
 
@@ -15,3 +15,12 @@ urlpatterns = [
     path("pools/<int:pool_pk>/assign/", views.license_assign, name="assign"),
     path("pools/<int:pool_pk>/revoke/", views.license_revoke, name="revoke"),
 ]
+
+# Each feature keeps its routes in its own module.
+urlpatterns += (
+    urls_schemes.urlpatterns
+    + urls_purchases.urlpatterns
+    + urls_bulk.urlpatterns
+    + urls_alerts.urlpatterns
+    + urls_recovery.urlpatterns
+)
