@@ -7,6 +7,12 @@ class SyncStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped")
+
+
+class SyncKind(models.TextChoices):
+    FULL = "full", _("Full")
+    INCREMENTAL = "incremental", _("Incremental")
 
 
 class CapabilityStatus(models.TextChoices):

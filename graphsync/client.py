@@ -21,11 +21,15 @@ from django.conf import settings
 
 from .errors import GraphAuthenticationError, GraphConnectionError, GraphError, error_class_for_status
 from .models import MICROSOFT_AUTHORITY_HOST, Tenant
+from .throttle import get_throttle_budget, resource_units
 
 logger = logging.getLogger(__name__)
 
 GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
+# Attempts per request for 5xx responses and connection failures.
 MAX_ATTEMPTS = 5
+# 429s are retried more often, because each one makes every worker wait out Retry-After first.
+MAX_THROTTLED_RETRIES = 10
 MAX_RETRY_AFTER_SECONDS = 120.0
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 
@@ -75,6 +79,8 @@ class GraphClient:
         self.session = session or build_session(tenant)
         self.base_url = tenant.graph_base_url.rstrip("/")
         self.timeout = settings.GRAPH_TIMEOUT_SECONDS
+        self.throttle = get_throttle_budget()
+        self.throttle_key = str(tenant.tenant_id).lower()
 
     # Tokens
 
@@ -129,36 +135,69 @@ class GraphClient:
         params: dict | None = None,
         json: Any = None,
         headers: dict | None = None,
+        cost: float | None = None,
     ) -> GraphResponse:
-        """Send one request, retrying throttling, 5xx and connection failures with backoff."""
+        """Send one request within the tenant's throttling budget, retrying 429, 5xx and connection failures.
+
+        ``cost`` is the request's resource units, estimated from the path when not given. A 429's
+        Retry-After pauses every worker that shares the tenant's budget. Raises a GraphError subclass
+        when Graph rejects the request or the retries are spent.
+        """
         url = self._url(path_or_url)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        units = resource_units(method, url, params) if cost is None else cost
+        failures = 0
+        throttled = 0
+        while True:
+            self.throttle.acquire(self.throttle_key, units)
             request_headers = {"Authorization": f"Bearer {self.acquire_token()}", **(headers or {})}
             try:
                 response = self.session.request(
                     method, url, params=params, json=json, headers=request_headers, timeout=self.timeout
                 )
             except requests.RequestException as exc:
-                if attempt == MAX_ATTEMPTS:
-                    raise GraphConnectionError(f"{method} {url} failed after {attempt} attempts: {exc}") from exc
-                delay = self._backoff(attempt)
+                failures += 1
+                if failures >= MAX_ATTEMPTS:
+                    raise GraphConnectionError(f"{method} {url} failed after {failures} attempts: {exc}") from exc
+                delay = self._backoff(failures)
                 logger.warning(
                     "Graph %s %s for tenant %s failed (%s); retry %s in %.1f s",
-                    method, url, self.tenant.tenant_id, exc, attempt, delay,
+                    method, url, self.tenant.tenant_id, exc, failures, delay,
                 )
                 time.sleep(delay)
                 continue
 
-            if response.status_code in RETRYABLE_STATUSES and attempt < MAX_ATTEMPTS:
-                delay = parse_retry_after(response.headers.get("Retry-After"), self._backoff(attempt))
+            status = response.status_code
+            if status == 429 and throttled < MAX_THROTTLED_RETRIES:
+                throttled += 1
+                delay = parse_retry_after(response.headers.get("Retry-After"), self._backoff(throttled))
                 logger.warning(
-                    "Graph %s %s for tenant %s returned %s; retry %s in %.1f s",
-                    method, url, self.tenant.tenant_id, response.status_code, attempt, delay,
+                    "Graph %s %s for tenant %s was throttled (429); every worker pauses %.3f s, retry %s",
+                    method, url, self.tenant.tenant_id, delay, throttled,
+                )
+                self.throttle.pause(self.throttle_key, delay)
+                continue
+            if status in RETRYABLE_STATUSES and status != 429 and failures + 1 < MAX_ATTEMPTS:
+                failures += 1
+                delay = parse_retry_after(response.headers.get("Retry-After"), self._backoff(failures))
+                logger.warning(
+                    "Graph %s %s for tenant %s returned %s; retry %s in %.3f s",
+                    method, url, self.tenant.tenant_id, status, failures, delay,
                 )
                 time.sleep(delay)
                 continue
-            return self._parse(method, url, response)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            try:
+                return self._parse(method, url, response)
+            except GraphConnectionError as exc:
+                # A success status with a cut-off JSON body means the connection dropped mid-response.
+                failures += 1
+                if failures >= MAX_ATTEMPTS:
+                    raise
+                delay = self._backoff(failures)
+                logger.warning(
+                    "Graph %s %s for tenant %s returned an incomplete body (%s); retry %s in %.1f s",
+                    method, url, self.tenant.tenant_id, exc, failures, delay,
+                )
+                time.sleep(delay)
 
     @staticmethod
     def _backoff(attempt: int) -> float:
@@ -168,7 +207,13 @@ class GraphClient:
         request_id = response.headers.get("request-id", "")
         if response.status_code < 400:
             content_type = response.headers.get("Content-Type", "")
-            body = response.json() if "json" in content_type and response.content else response.text
+            try:
+                body = response.json() if "json" in content_type and response.content else response.text
+            except ValueError as exc:
+                raise GraphConnectionError(
+                    f"{method} {url} returned HTTP {response.status_code} with a body that is not valid JSON: {exc}",
+                    status=response.status_code, request_id=request_id,
+                ) from exc
             return GraphResponse(response.status_code, body, request_id)
 
         code, message = "", response.text[:500]
@@ -191,6 +236,12 @@ class GraphClient:
 
     def post(self, path: str, body: Any) -> GraphResponse:
         return self.request("POST", path, json=body)
+
+    def batch(self, batch_requests: list, **options) -> dict:
+        """Send requests through ``$batch``; see ``graphsync.batch.send_batch``."""
+        from .batch import send_batch
+
+        return send_batch(self, batch_requests, **options)
 
     def iter_pages(self, path: str, params: dict | None = None) -> Iterator[list[dict]]:
         """Yield each page's ``value`` list, following ``@odata.nextLink`` until the last page."""

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from . import encryption
-from .choices import CapabilityStatus, LicenseState, SyncStatus
+from .choices import CapabilityStatus, LicenseState, SyncKind, SyncStatus
 
 MICROSOFT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 MICROSOFT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
@@ -62,6 +62,7 @@ class SyncRun(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sync_runs", verbose_name=_("tenant"))
     status = models.CharField(_("status"), max_length=20, choices=SyncStatus.choices, default=SyncStatus.QUEUED)
+    kind = models.CharField(_("kind"), max_length=20, choices=SyncKind.choices, default=SyncKind.FULL)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -69,6 +70,7 @@ class SyncRun(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     users_count = models.PositiveIntegerField(_("users"), default=0)
+    pages_count = models.PositiveIntegerField(_("pages"), default=0)
     groups_count = models.PositiveIntegerField(_("groups"), default=0)
     skus_count = models.PositiveIntegerField(_("SKUs"), default=0)
     subscriptions_count = models.PositiveIntegerField(_("subscriptions"), default=0)
@@ -81,6 +83,21 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} sync {self.pk} ({self.status})"
+
+
+class DeltaState(models.Model):
+    """The users delta link of a tenant, saved in the same transaction as the mirror it brought up to date."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="delta_state", verbose_name=_("tenant"))
+    users_delta_link = models.TextField(_("users delta link"), blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("delta state")
+        verbose_name_plural = _("delta states")
+
+    def __str__(self) -> str:
+        return f"{self.tenant} delta state"
 
 
 class Sku(models.Model):
@@ -185,6 +202,12 @@ class DirectoryUser(models.Model):
     extension_attributes = models.JSONField(_("extension attributes"), default=dict, blank=True)
     created_at_graph = models.DateTimeField(_("created in Entra ID"), null=True, blank=True)
     is_deleted = models.BooleanField(_("deleted"), default=False)
+    deletion_reason = models.CharField(
+        _("deletion reason"),
+        max_length=20,
+        blank=True,
+        help_text=_("From a users delta @removed entry: 'changed' is soft-deleted and restorable, 'deleted' is gone."),
+    )
     pool = models.ForeignKey(
         "pools.Pool",
         on_delete=models.SET_NULL,

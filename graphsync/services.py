@@ -1,11 +1,15 @@
 """Connecting tenants and starting syncs."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
-from .models import MICROSOFT_AUTHORITY_HOST, MICROSOFT_GRAPH_BASE_URL, SyncRun, Tenant
+from .choices import SyncKind, SyncStatus
+from .models import MICROSOFT_AUTHORITY_HOST, MICROSOFT_GRAPH_BASE_URL, DeltaState, SyncRun, Tenant
 
 
 def connect_tenant(
@@ -39,11 +43,31 @@ def connect_tenant(
     return tenant
 
 
-def request_sync(tenant: Tenant, *, acting_user: AbstractBaseUser | None) -> SyncRun:
-    """Queue a full sync; the task starts once this transaction commits (or at once without a broker)."""
+def choose_sync_kind(tenant: Tenant) -> str:
+    """Return FULL when the tenant has no delta link or no full sync succeeded in the last
+    ``GRAPH_FULL_SYNC_INTERVAL_HOURS``, else INCREMENTAL.
+
+    A regular full sync catches what the users delta does not report, such as changes to groups'
+    members that alter no user property.
+    """
+    has_link = DeltaState.objects.filter(tenant=tenant).exclude(users_delta_link="").exists()
+    if not has_link:
+        return SyncKind.FULL
+    interval = timedelta(hours=float(getattr(settings, "GRAPH_FULL_SYNC_INTERVAL_HOURS", 24)))
+    recent_full = SyncRun.objects.filter(
+        tenant=tenant, kind=SyncKind.FULL, status=SyncStatus.SUCCEEDED, started_at__gte=timezone.now() - interval
+    ).exists()
+    return SyncKind.INCREMENTAL if recent_full else SyncKind.FULL
+
+
+def request_sync(tenant: Tenant, *, acting_user: AbstractBaseUser | None, kind: str = SyncKind.FULL) -> SyncRun:
+    """Queue a sync of ``kind``; the task starts once this transaction commits (or at once without a broker)."""
     from .tasks import sync_tenant_task
 
-    run = SyncRun.objects.create(tenant=tenant, requested_by=acting_user if acting_user and acting_user.is_authenticated else None)
+    run = SyncRun.objects.create(
+        tenant=tenant, kind=kind,
+        requested_by=acting_user if acting_user and acting_user.is_authenticated else None,
+    )
     # The queue is named on each call so that a changed CELERY_TASK_DEFAULT_QUEUE (tests run their own
     # worker on a queue of their own) takes effect after Celery has cached its router.
     transaction.on_commit(

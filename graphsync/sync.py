@@ -1,11 +1,13 @@
-"""Full synchronisation of a tenant's directory into the local mirror.
+"""Synchronisation of a tenant's directory into the local mirror, full or through the users delta link.
 
 Everything is read from Graph first and written in one transaction, so the portal never shows a
-half-synced tenant: a run that fails part-way leaves the previous mirror as it was.
+half-synced tenant: a run that fails part-way, or whose worker is killed, leaves the previous mirror as
+it was. A lock per tenant keeps two runs of one tenant from overlapping.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -14,10 +16,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import catalog
-from .choices import LicenseState, SyncStatus
+from .choices import LicenseState, SyncKind, SyncStatus
 from .client import GraphClient
 from .errors import GraphError
-from .models import DirectoryGroup, DirectoryUser, Sku, Subscription, SyncRun, Tenant, UserLicense
+from .locks import tenant_sync_lock
+from .models import DeltaState, DirectoryGroup, DirectoryUser, Sku, Subscription, SyncRun, Tenant, UserLicense
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ STALE_RESERVATION_AGE = timedelta(minutes=15)
 USER_FIELDS = [
     "user_principal_name", "display_name", "account_enabled", "department", "company_name", "country", "city",
     "office_location", "usage_location", "job_title", "employee_id", "employee_type", "extension_attributes",
-    "created_at_graph", "is_deleted", "synced_at",
+    "created_at_graph", "is_deleted", "deletion_reason", "synced_at",
 ]
 SKU_FIELDS = [
     "part_number", "display_name", "applies_to", "capability_status", "consumed_units", "enabled_units",
@@ -58,18 +61,53 @@ class TenantDirectory:
     subscriptions: list[dict] = field(default_factory=list)
     groups: list[dict] = field(default_factory=list)
     users: list[dict] = field(default_factory=list)
+    users_delta_link: str = ""
 
 
-def fetch_directory(client: GraphClient, run: SyncRun | None = None) -> TenantDirectory:
-    directory = TenantDirectory()
+class SyncProgress:
+    """Pages and users read so far in a run, stored on the SyncRun after every page."""
+
+    def __init__(self, run: SyncRun | None, callback: Callable[[SyncRun | None, int, int], None] | None = None) -> None:
+        self.run = run
+        self.callback = callback
+        self.pages = 0
+        self.users = 0
+
+    def page(self, users: int = 0) -> None:
+        """Count one page of Graph results, ``users`` of which were users."""
+        self.pages += 1
+        self.users += users
+        if self.run is not None:
+            SyncRun.objects.filter(pk=self.run.pk).update(pages_count=self.pages, users_count=self.users)
+            self.run.pages_count = self.pages
+            self.run.users_count = self.users
+        if self.callback is not None:
+            self.callback(self.run, self.pages, self.users)
+
+
+def fetch_catalog(client: GraphClient, directory: TenantDirectory, progress: SyncProgress) -> None:
+    """Read SKUs, commerce subscriptions and groups into ``directory``."""
     directory.skus = client.get("subscribedSkus")["value"]
+    progress.page()
     directory.subscriptions = client.get("directory/subscriptions")["value"]
+    progress.page()
     for page in client.iter_pages("groups", {"$select": GROUP_SELECT, "$top": PAGE_SIZE}):
         directory.groups.extend(page)
+        progress.page()
+
+
+def fetch_directory(client: GraphClient, run: SyncRun | None = None, progress: SyncProgress | None = None) -> TenantDirectory:
+    from .delta import latest_users_delta_link
+
+    progress = progress or SyncProgress(run)
+    directory = TenantDirectory()
+    fetch_catalog(client, directory, progress)
+    # The delta link is taken before the users are read, so a change made while they are read comes
+    # back in the next incremental sync instead of being lost. Applying such a change twice does no harm.
+    directory.users_delta_link = latest_users_delta_link(client, run)
     for page in client.iter_pages("users", {"$select": USER_SELECT, "$top": PAGE_SIZE}):
         directory.users.extend(page)
-        if run is not None:
-            SyncRun.objects.filter(pk=run.pk).update(users_count=len(directory.users))
+        progress.page(len(page))
     return directory
 
 
@@ -81,27 +119,47 @@ def _datetime(value):
     return parse_datetime(value) if value else None
 
 
+def _extension_attributes(value) -> dict:
+    return {key: item for key, item in (value or {}).items() if item}
+
+
+def _account_enabled(value) -> bool:
+    return True if value is None else bool(value)
+
+
+# Graph user property -> (DirectoryUser field, conversion of Graph's value).
+USER_PROPERTY_FIELDS = {
+    "userPrincipalName": ("user_principal_name", _text),
+    "displayName": ("display_name", _text),
+    "accountEnabled": ("account_enabled", _account_enabled),
+    "department": ("department", _text),
+    "companyName": ("company_name", _text),
+    "country": ("country", _text),
+    "city": ("city", _text),
+    "officeLocation": ("office_location", _text),
+    "usageLocation": ("usage_location", _text),
+    "jobTitle": ("job_title", _text),
+    "employeeId": ("employee_id", _text),
+    "employeeType": ("employee_type", _text),
+    "onPremisesExtensionAttributes": ("extension_attributes", _extension_attributes),
+    "createdDateTime": ("created_at_graph", _datetime),
+}
+
+
+def user_fields_from_graph(data: dict) -> dict:
+    """Return the DirectoryUser fields of the Graph properties present in ``data``."""
+    return {
+        field_name: convert(data[property_name])
+        for property_name, (field_name, convert) in USER_PROPERTY_FIELDS.items()
+        if property_name in data
+    }
+
+
 def user_from_graph(tenant: Tenant, data: dict, synced_at) -> DirectoryUser:
-    extensions = {key: value for key, value in (data.get("onPremisesExtensionAttributes") or {}).items() if value}
+    fields = {field_name: convert(None) for field_name, convert in USER_PROPERTY_FIELDS.values()}
+    fields.update(user_fields_from_graph(data))
     return DirectoryUser(
-        tenant=tenant,
-        user_id=data["id"],
-        user_principal_name=_text(data.get("userPrincipalName")),
-        display_name=_text(data.get("displayName")),
-        account_enabled=bool(data.get("accountEnabled", True)),
-        department=_text(data.get("department")),
-        company_name=_text(data.get("companyName")),
-        country=_text(data.get("country")),
-        city=_text(data.get("city")),
-        office_location=_text(data.get("officeLocation")),
-        usage_location=_text(data.get("usageLocation")),
-        job_title=_text(data.get("jobTitle")),
-        employee_id=_text(data.get("employeeId")),
-        employee_type=_text(data.get("employeeType")),
-        extension_attributes=extensions,
-        created_at_graph=_datetime(data.get("createdDateTime")),
-        is_deleted=False,
-        synced_at=synced_at,
+        tenant=tenant, user_id=data["id"], is_deleted=False, deletion_reason="", synced_at=synced_at, **fields
     )
 
 
@@ -141,7 +199,24 @@ def subscription_from_graph(tenant: Tenant, data: dict) -> Subscription:
 def write_mirror(tenant: Tenant, directory: TenantDirectory, started_at) -> None:
     """Replace the tenant's mirror with ``directory``; call inside a transaction."""
     now = timezone.now()
+    write_catalog(tenant, directory)
 
+    DirectoryUser.objects.bulk_create(
+        [user_from_graph(tenant, data, now) for data in directory.users],
+        update_conflicts=True, unique_fields=["tenant", "user_id"], update_fields=USER_FIELDS, batch_size=1000,
+    )
+    seen_user_ids = {data["id"].lower() for data in directory.users}
+    gone = [
+        pk for pk, user_id in DirectoryUser.objects.filter(tenant=tenant, is_deleted=False).values_list("pk", "user_id")
+        if str(user_id) not in seen_user_ids
+    ]
+    DirectoryUser.objects.filter(pk__in=gone).update(is_deleted=True, synced_at=now)
+
+    write_licenses(tenant, directory.users, started_at)
+
+
+def write_catalog(tenant: Tenant, directory: TenantDirectory) -> None:
+    """Replace the tenant's SKUs, subscriptions and groups with those in ``directory``."""
     Sku.objects.bulk_create(
         [sku_from_graph(tenant, data) for data in directory.skus],
         update_conflicts=True, unique_fields=["tenant", "sku_id"], update_fields=SKU_FIELDS,
@@ -169,25 +244,16 @@ def write_mirror(tenant: Tenant, directory: TenantDirectory, started_at) -> None
     )
     DirectoryGroup.objects.filter(tenant=tenant).exclude(group_id__in=[data["id"] for data in directory.groups]).delete()
 
-    DirectoryUser.objects.bulk_create(
-        [user_from_graph(tenant, data, now) for data in directory.users],
-        update_conflicts=True, unique_fields=["tenant", "user_id"], update_fields=USER_FIELDS, batch_size=1000,
-    )
-    seen_user_ids = {data["id"].lower() for data in directory.users}
-    gone = [
-        pk for pk, user_id in DirectoryUser.objects.filter(tenant=tenant, is_deleted=False).values_list("pk", "user_id")
-        if str(user_id) not in seen_user_ids
-    ]
-    DirectoryUser.objects.filter(pk__in=gone).update(is_deleted=True, synced_at=now)
 
-    write_licenses(tenant, directory, started_at)
+def save_delta_link(tenant: Tenant, link: str) -> None:
+    DeltaState.objects.update_or_create(tenant=tenant, defaults={"users_delta_link": link})
 
 
-def write_licenses(tenant: Tenant, directory: TenantDirectory, started_at) -> None:
-    """Make the tenant's UserLicense rows match each user's ``licenseAssignmentStates``.
+def write_licenses(tenant: Tenant, users: list[dict], started_at) -> None:
+    """Make the tenant's UserLicense rows match the ``licenseAssignmentStates`` of ``users``.
 
-    Rows the portal reserved or confirmed after this run began are kept: Graph was read before they
-    were made.
+    ``users`` lists every user Graph returned; rows of other users are removed. Rows the portal
+    reserved or confirmed after this run began are kept: Graph was read before they were made.
     """
     user_pks = dict(DirectoryUser.objects.filter(tenant=tenant).values_list("user_id", "pk"))
     sku_pks = dict(Sku.objects.filter(tenant=tenant).values_list("sku_id", "pk"))
@@ -195,8 +261,12 @@ def write_licenses(tenant: Tenant, directory: TenantDirectory, started_at) -> No
     sku_pks = {str(key): value for key, value in sku_pks.items()}
 
     wanted: dict[tuple[int, int, str], UserLicense] = {}
-    for data in directory.users:
-        user_pk = user_pks[data["id"].lower()]
+    for data in users:
+        user_pk = user_pks.get(data["id"].lower())
+        if user_pk is None:
+            # Created after this run read the users delta; the next run adds the user and licenses.
+            logger.info("Tenant %s: licenses of user %s not yet in the mirror are skipped", tenant.tenant_id, data["id"])
+            continue
         for state in data.get("licenseAssignmentStates") or []:
             sku_pk = sku_pks.get(str(state.get("skuId", "")).lower())
             if sku_pk is None:
@@ -241,45 +311,135 @@ def write_licenses(tenant: Tenant, directory: TenantDirectory, started_at) -> No
     )
 
 
-def run_full_sync(run: SyncRun) -> SyncRun:
+ProgressCallback = Callable[[SyncRun | None, int, int], None]
+
+
+def run_full_sync(run: SyncRun, progress_callback: ProgressCallback | None = None) -> SyncRun:
     """Read the whole tenant from Graph and replace its mirror, pool membership and license history."""
-    # Imported here because pools and chargeback build on graphsync's models.
-    from chargeback.history import record_license_history
-    from pools.membership import recompute_membership
+    if run.kind != SyncKind.FULL:
+        run.kind = SyncKind.FULL
+        run.save(update_fields=["kind"])
+    return run_sync(run, progress_callback)
 
+
+def run_sync(run: SyncRun, progress_callback: ProgressCallback | None = None) -> SyncRun:
+    """Run ``run`` as a full or incremental sync, by its ``kind``, holding the tenant's sync lock.
+
+    An incremental run without a usable delta link becomes a full one. A run that finds another run
+    of the tenant holding the lock is marked skipped. ``progress_callback(run, pages, users)`` is called
+    after each page read from Graph.
+    """
     tenant = run.tenant
-    run.status = SyncStatus.RUNNING
-    run.started_at = timezone.now()
-    run.save(update_fields=["status", "started_at"])
-    logger.info("Sync run %s of tenant %s started", run.pk, tenant.tenant_id)
-
-    try:
-        directory = fetch_directory(GraphClient(tenant), run)
-        with transaction.atomic():
-            # Holding the tenant row serialises syncs and assignments' reservations of this tenant.
-            Tenant.objects.select_for_update().get(pk=tenant.pk)
-            write_mirror(tenant, directory, run.started_at)
-            recompute_membership(tenant)
-            record_license_history(tenant)
-            Tenant.objects.filter(pk=tenant.pk).update(last_synced_at=timezone.now())
-    except GraphError as exc:
-        run.status = SyncStatus.FAILED
-        run.error_message = str(exc)
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "error_message", "finished_at"])
-        logger.error("Sync run %s of tenant %s failed: %s", run.pk, tenant.tenant_id, exc)
-        return run
+    with tenant_sync_lock(tenant.pk) as acquired:
+        if not acquired:
+            return _skip(run)
+        _fail_abandoned_runs(run)
+        run.status = SyncStatus.RUNNING
+        run.started_at = timezone.now()
+        run.pages_count = 0
+        run.users_count = 0
+        run.save(update_fields=["status", "started_at", "pages_count", "users_count"])
+        logger.info("Sync run %s (%s) of tenant %s started", run.pk, run.kind, tenant.tenant_id)
+        progress = SyncProgress(run, progress_callback)
+        try:
+            if run.kind == SyncKind.INCREMENTAL:
+                _run_incremental_or_full(run, progress)
+            else:
+                _run_full(run, progress)
+        except GraphError as exc:
+            _fail(run, str(exc))
+            logger.error("Sync run %s of tenant %s failed: %s", run.pk, tenant.tenant_id, exc)
+            return run
+        except Exception as exc:
+            _fail(run, f"Unexpected error: {exc!r}")
+            logger.exception("Sync run %s of tenant %s failed with an unexpected error", run.pk, tenant.tenant_id)
+            raise
 
     run.status = SyncStatus.SUCCEEDED
     run.finished_at = timezone.now()
+    run.save()
+    logger.info(
+        "Sync run %s (%s) of tenant %s succeeded: %s users, %s groups, %s SKUs, %s pages in %.1f s",
+        run.pk, run.kind, tenant.tenant_id, run.users_count, run.groups_count, run.skus_count, run.pages_count,
+        (run.finished_at - run.started_at).total_seconds(),
+    )
+    return run
+
+
+def _run_incremental_or_full(run: SyncRun, progress: SyncProgress) -> None:
+    from .delta import DeltaLinkExpired, run_incremental
+
+    tenant = run.tenant
+    state = DeltaState.objects.filter(tenant=tenant).first()
+    if state is None or not state.users_delta_link:
+        logger.info("Sync run %s of tenant %s: no users delta link yet, so a full sync runs", run.pk, tenant.tenant_id)
+    else:
+        try:
+            run_incremental(run, state.users_delta_link, progress)
+            return
+        except DeltaLinkExpired as exc:
+            logger.warning(
+                "Sync run %s of tenant %s: Graph no longer accepts the users delta link (%s); a full sync runs",
+                run.pk, tenant.tenant_id, exc,
+            )
+    run.kind = SyncKind.FULL
+    run.save(update_fields=["kind"])
+    _run_full(run, progress)
+
+
+def _run_full(run: SyncRun, progress: SyncProgress) -> None:
+    tenant = run.tenant
+    directory = fetch_directory(GraphClient(tenant), run, progress)
+    write_in_transaction(tenant, lambda: write_mirror(tenant, directory, run.started_at), directory.users_delta_link)
     run.users_count = len(directory.users)
     run.groups_count = len(directory.groups)
     run.skus_count = len(directory.skus)
     run.subscriptions_count = len(directory.subscriptions)
-    run.save()
-    logger.info(
-        "Sync run %s of tenant %s succeeded: %s users, %s groups, %s SKUs in %.1f s",
-        run.pk, tenant.tenant_id, run.users_count, run.groups_count, run.skus_count,
-        (run.finished_at - run.started_at).total_seconds(),
+
+
+def write_in_transaction(tenant: Tenant, write: Callable[[], None], users_delta_link: str) -> None:
+    """Run ``write``, then recompute pools and license history and store the delta link, in one transaction."""
+    # Imported here because pools and chargeback build on graphsync's models.
+    from chargeback.history import record_license_history
+    from pools.membership import recompute_membership
+
+    with transaction.atomic():
+        # Holding the tenant row serialises syncs and assignments' reservations of this tenant.
+        Tenant.objects.select_for_update().get(pk=tenant.pk)
+        write()
+        recompute_membership(tenant)
+        record_license_history(tenant)
+        save_delta_link(tenant, users_delta_link)
+        Tenant.objects.filter(pk=tenant.pk).update(last_synced_at=timezone.now())
+
+
+def _skip(run: SyncRun) -> SyncRun:
+    running = (
+        SyncRun.objects.filter(tenant=run.tenant, status=SyncStatus.RUNNING).exclude(pk=run.pk).order_by("-started_at").first()
     )
+    holder = f" (run {running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S %Z})" if running and running.started_at else ""
+    run.status = SyncStatus.SKIPPED
+    run.finished_at = timezone.now()
+    run.error_message = f"Skipped: another sync of tenant {run.tenant.tenant_id} is running{holder}."
+    run.save(update_fields=["status", "finished_at", "error_message"])
+    logger.info("Sync run %s of tenant %s skipped: another sync is running%s", run.pk, run.tenant.tenant_id, holder)
     return run
+
+
+def _fail_abandoned_runs(run: SyncRun) -> None:
+    """Mark failed the runs still marked running: this run holds the lock, so their workers are gone."""
+    abandoned = SyncRun.objects.filter(tenant=run.tenant, status=SyncStatus.RUNNING).exclude(pk=run.pk)
+    for pk in abandoned.values_list("pk", flat=True):
+        logger.warning("Sync run %s of tenant %s was abandoned by its worker; marked failed", pk, run.tenant.tenant_id)
+    abandoned.update(
+        status=SyncStatus.FAILED,
+        finished_at=timezone.now(),
+        error_message="The worker running this sync stopped before it finished; the mirror was left unchanged.",
+    )
+
+
+def _fail(run: SyncRun, message: str) -> None:
+    run.status = SyncStatus.FAILED
+    run.error_message = message
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error_message", "finished_at"])

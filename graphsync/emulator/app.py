@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +24,24 @@ from .tokens import IssuedToken, TokenStore
 logger = logging.getLogger(__name__)
 
 CONTROL_HEADER = "X-Emulator-Control"
+# Write requests kept for GET /_emulator/requests; the oldest are dropped beyond this many.
+WRITE_LOG_SIZE = 20000
+
+
+class WriteLog:
+    """Graph write requests (POST, PATCH, PUT, DELETE) in arrival order, for tests that count calls."""
+
+    def __init__(self) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=WRITE_LOG_SIZE)
+        self._lock = threading.Lock()
+
+    def add(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._entries)
 
 
 class EmulatorApp:
@@ -42,6 +62,7 @@ class EmulatorApp:
         self.throttler = Throttler()
         self.downloads = reports.DownloadStore()
         self.control_token = control_token
+        self.write_log = WriteLog()
 
     def find_tenant(self, key: str) -> TenantState | None:
         return self.tenants.get(key.lower())
@@ -100,6 +121,11 @@ class EmulatorApp:
                 self.faults.settings,
             )
             response = graph_api.dispatch(graph_api.GraphRequest(request, state, self), segments)
+            if request.method in WRITE_METHODS:
+                self.write_log.add(
+                    {"method": request.method, "path": "/v1.0/" + "/".join(segments), "status": response.status_code,
+                     "requestId": request_id}
+                )
         except GraphError as error:
             if error.status >= 500:
                 logger.warning("Graph request %s %s failed with %s %s", request.method, request.path, error.status, error.code)

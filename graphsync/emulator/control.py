@@ -43,6 +43,9 @@ def dispatch(app: EmulatorApp, request: Request, segments: list[str]) -> Respons
                 raise bad_request(str(error)) from None
             logger.info("Fault settings changed to %s", settings.to_json())
             return json_response(settings.to_json())
+    if segments == ["requests"] and method == "GET":
+        # Successful Graph writes in arrival order; requests that failed or were faulted are not listed.
+        return json_response({"value": app.write_log.entries()})
     if segments == ["tokens", "expire"] and method == "POST":
         return json_response({"expired": app.tokens.expire_all()})
     if segments == ["throttling", "reset"] and method == "POST":

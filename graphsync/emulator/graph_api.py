@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
 
-from . import delta, licensing, reports
+from . import delta, licensing, reports, user_updates
 from .errors import GraphError, bad_request, invalid_json_body, resource_not_found
 from .graph_schema import (
     GROUP_COLLECTION_PROPERTIES,
@@ -93,6 +93,8 @@ def dispatch(graph: GraphRequest, segments: list[str]) -> Response:
             return delta.users_delta(graph)
         key = segments[1]
         if len(segments) == 2:
+            if method == "PATCH":
+                return user_updates.update_user(graph.state, key, _json_body(graph.request))
             _require_method(method, "GET")
             return get_user(graph, key)
         if len(segments) == 3 and lowered[2] == "licensedetails":
