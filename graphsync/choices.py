@@ -31,3 +31,15 @@ class LicenseState(models.TextChoices):
     ACTIVE_WITH_ERROR = "ActiveWithError", _("Active with error")
     DISABLED = "Disabled", _("Disabled")
     ERROR = "Error", _("Error")
+
+
+class LicenseOrigin(models.TextChoices):
+    """Who made a direct assignment; group assignments are always external to the portal."""
+
+    PORTAL = "portal", _("Assigned through the portal")
+    EXTERNAL = "external", _("Assigned outside the portal")
+
+
+class DriftResolution(models.TextChoices):
+    ADOPTED = "adopted", _("Adopted: the allotment was raised")
+    REFERRED = "referred", _("Referred to the pool managers")

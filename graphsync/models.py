@@ -6,7 +6,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from . import encryption
-from .choices import CapabilityStatus, LicenseState, SyncKind, SyncStatus
+from .choices import CapabilityStatus, DriftResolution, LicenseOrigin, LicenseState, SyncKind, SyncStatus
 
 MICROSOFT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 MICROSOFT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
@@ -28,6 +28,12 @@ class Tenant(models.Model):
         help_text=_("Path to a CA certificate file for a Graph emulator; empty uses the system trust store."),
     )
     currency = models.CharField(_("currency"), max_length=3, default="EUR", help_text=_("ISO 4217 code, e.g. EUR."))
+    sign_in_activity_available = models.BooleanField(
+        _("sign-in activity available"),
+        null=True,
+        blank=True,
+        help_text=_("Whether Graph returns signInActivity (Entra ID P1/P2 and AuditLog.Read.All); empty until a sync tried."),
+    )
     last_synced_at = models.DateTimeField(_("last synced at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -201,6 +207,9 @@ class DirectoryUser(models.Model):
     employee_type = models.CharField(_("employee type"), max_length=100, blank=True)
     extension_attributes = models.JSONField(_("extension attributes"), default=dict, blank=True)
     created_at_graph = models.DateTimeField(_("created in Entra ID"), null=True, blank=True)
+    last_interactive_sign_in_at = models.DateTimeField(_("last interactive sign-in"), null=True, blank=True)
+    last_non_interactive_sign_in_at = models.DateTimeField(_("last non-interactive sign-in"), null=True, blank=True)
+    last_successful_sign_in_at = models.DateTimeField(_("last successful sign-in"), null=True, blank=True)
     is_deleted = models.BooleanField(_("deleted"), default=False)
     deletion_reason = models.CharField(
         _("deletion reason"),
@@ -247,6 +256,15 @@ class UserLicense(models.Model):
     disabled_plans = models.JSONField(_("disabled service plans"), default=list, blank=True)
     last_updated = models.DateTimeField(_("last updated in Graph"), null=True, blank=True)
     reserved_at = models.DateTimeField(_("reserved at"), null=True, blank=True)
+    origin = models.CharField(_("origin"), max_length=20, choices=LicenseOrigin.choices, default=LicenseOrigin.EXTERNAL)
+    first_seen_at = models.DateTimeField(_("first seen at"), null=True, blank=True)
+    drift_resolution = models.CharField(
+        _("drift resolution"), max_length=20, choices=DriftResolution.choices, blank=True
+    )
+    drift_resolved_at = models.DateTimeField(_("drift resolved at"), null=True, blank=True)
+    drift_resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         verbose_name = _("user license")
