@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import connection
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from graphsync.choices import LicenseState
@@ -33,36 +35,44 @@ def record_license_history(tenant: Tenant, at: datetime | None = None) -> None:
     """Open, close and split intervals so that open ones match the mirror at time ``at``.
 
     A user who moved to another pool gets their interval closed and a new one opened in the new pool,
-    so chargeback switches pools on the day of the move.
+    so chargeback switches pools on the day of the move. Two set-based statements do the work, so the
+    cost does not grow with Python objects per user.
     """
     at = at or timezone.now()
-    holdings = {
-        (user_pk, sku_pk): pool_pk
-        for user_pk, sku_pk, pool_pk in UserLicense.objects.filter(tenant=tenant, user__is_deleted=False)
+    holding_in_same_pool = (
+        UserLicense.objects.filter(
+            tenant=tenant,
+            user_id=OuterRef("user_id"),
+            sku_id=OuterRef("sku_id"),
+            user__pool_id=OuterRef("pool_id"),
+            user__is_deleted=False,
+        )
         .exclude(state__in=NOT_HOLDING_STATES)
-        .values_list("user_id", "sku_id", "user__pool_id")
-        .distinct()
-    }
-    open_intervals = {
-        (interval.user_id, interval.sku_id): interval
-        for interval in LicenseInterval.objects.filter(tenant=tenant, ended_at__isnull=True)
-    }
-
-    to_close = []
-    to_open = []
-    for key, interval in open_intervals.items():
-        if key not in holdings:
-            to_close.append(interval.pk)
-        elif holdings[key] != interval.pool_id:
-            to_close.append(interval.pk)
-            to_open.append(key)
-    to_open.extend(key for key in holdings if key not in open_intervals)
-
-    LicenseInterval.objects.filter(pk__in=to_close).update(ended_at=at)
-    LicenseInterval.objects.bulk_create(
-        [
-            LicenseInterval(tenant=tenant, user_id=user_pk, sku_id=sku_pk, pool_id=holdings[(user_pk, sku_pk)], started_at=at)
-            for user_pk, sku_pk in to_open
-        ],
-        batch_size=2000,
     )
+    LicenseInterval.objects.filter(tenant=tenant, ended_at__isnull=True).exclude(Exists(holding_in_same_pool)).update(
+        ended_at=at
+    )
+
+    interval_table = LicenseInterval._meta.db_table
+    license_table = UserLicense._meta.db_table
+    user_table = DirectoryUser._meta.db_table
+    placeholders = ", ".join(["%s"] * len(NOT_HOLDING_STATES))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {interval_table} (tenant_id, user_id, sku_id, pool_id, started_at)
+            SELECT DISTINCT license.tenant_id, license.user_id, license.sku_id, member.pool_id, %s
+            FROM {license_table} AS license
+            JOIN {user_table} AS member ON member.id = license.user_id
+            WHERE license.tenant_id = %s
+              AND NOT member.is_deleted
+              AND license.state NOT IN ({placeholders})
+              AND NOT EXISTS (
+                  SELECT 1 FROM {interval_table} AS open_interval
+                  WHERE open_interval.user_id = license.user_id
+                    AND open_interval.sku_id = license.sku_id
+                    AND open_interval.ended_at IS NULL
+              )
+            """,
+            [at, tenant.pk, *NOT_HOLDING_STATES],
+        )
