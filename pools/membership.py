@@ -1,15 +1,23 @@
-"""Derive pools and each user's pool from the tenant's scheme."""
+"""Derive pools and each user's pool from the tenant's scheme, value aliases and portal-managed values.
+
+``plan_membership`` computes the result in memory without writing, so the scheme preview and
+``recompute_membership`` share one rule set. A pool is identified in a plan by its slot: ``(key1, "")``
+for a level-1 pool, ``(key1, key2)`` for a level-2 pool and ``("", "")`` for the Unassigned pool,
+where the keys are normalised values.
+"""
 from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from graphsync.models import DirectoryUser, Tenant
 
 from .choices import PoolAttribute
-from .models import Pool, PoolScheme
+from .models import Pool, PoolAlias, PoolScheme
 from .normalization import clean_spelling, normalize_value
 
 logger = logging.getLogger(__name__)
@@ -25,16 +33,53 @@ MODEL_FIELD_FOR_ATTRIBUTE = {
     PoolAttribute.EMPLOYEE_TYPE: "employee_type",
 }
 
+UNASSIGNED_SLOT = ("", "")
+# Users whose pool changes are written with one UPDATE per target pool and chunk of this many ids.
+UPDATE_CHUNK = 5000
+
+Slot = tuple[str, str]
+
 
 def attribute_value(user: DirectoryUser, attribute: str) -> str:
+    """Return the raw value of ``attribute`` for one user; ``portalValue`` costs a query per user."""
     if attribute in MODEL_FIELD_FOR_ATTRIBUTE:
         return getattr(user, MODEL_FIELD_FOR_ATTRIBUTE[attribute])
     if attribute == PoolAttribute.UPN_DOMAIN:
         _local, _at, domain = user.user_principal_name.rpartition("@")
         return domain
     if attribute.startswith("extensionAttribute"):
-        return (user.extension_attributes or {}).get(attribute, "") or ""
+        return _text((user.extension_attributes or {}).get(attribute))
+    if attribute == PoolAttribute.PORTAL_VALUE:
+        from .models import PortalValue
+
+        return PortalValue.objects.filter(user=user).values_list("value", flat=True).first() or ""
     raise ValueError(f"Unknown pool attribute {attribute!r}")
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _column(attribute: str) -> str:
+    """Return the ``values_list`` lookup that reads ``attribute`` in the same query as the users."""
+    if attribute in MODEL_FIELD_FOR_ATTRIBUTE:
+        return MODEL_FIELD_FOR_ATTRIBUTE[attribute]
+    if attribute == PoolAttribute.UPN_DOMAIN:
+        return "user_principal_name"
+    if attribute.startswith("extensionAttribute") and attribute in PoolAttribute.values:
+        return f"extension_attributes__{attribute}"
+    if attribute == PoolAttribute.PORTAL_VALUE:
+        return "portal_value__value"
+    raise ValueError(f"Unknown pool attribute {attribute!r}")
+
+
+def _raw(attribute: str, value) -> str:
+    value = _text(value)
+    if attribute == PoolAttribute.UPN_DOMAIN:
+        return value.rpartition("@")[2]
+    return value
 
 
 def unassigned_pool(tenant: Tenant) -> Pool:
@@ -56,93 +101,223 @@ def _most_common(spellings: Counter) -> str:
     return sorted(spellings.items(), key=lambda item: (-item[1], item[0]))[0][0]
 
 
-def recompute_membership(tenant: Tenant) -> int:
-    """Create the pools the scheme implies and set every user's pool; return how many users moved.
+@dataclass
+class MembershipPlan:
+    """Every non-deleted user's target slot and the pools the scheme implies, computed without writing."""
 
-    A user whose level-1 value is blank goes to the Unassigned pool; a user whose level-2 value is
-    blank stays in their level-1 pool.
+    tenant: Tenant
+    level1_attribute: str
+    level2_attribute: str
+    current: dict[int, int | None] = field(default_factory=dict)
+    targets: dict[int, Slot] = field(default_factory=dict)
+    # Spellings of values that name their pool directly; aliased values never rename a pool.
+    spellings: dict[Slot, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    existing: dict[Slot, Pool] = field(default_factory=dict)
+    # Existing pools of the scheme that stay active without members, because they may hold allotments.
+    kept: dict[Slot, Pool] = field(default_factory=dict)
+
+    def slots(self) -> set[Slot]:
+        """Return the slots of every pool that is active after the plan is applied."""
+        slots = {UNASSIGNED_SLOT} | set(self.targets.values()) | set(self.kept)
+        # A level-2 pool implies its level-1 pool, even when every member of that has a level-2 value.
+        return slots | {(key1, "") for key1, key2 in slots if key2}
+
+    def name_of(self, slot: Slot) -> str:
+        """Return the display name the pool in ``slot`` gets, ignoring an administrator's name."""
+        if slot == UNASSIGNED_SLOT:
+            pool = self.existing.get(slot)
+            return pool.display_name if pool else _("Unassigned")
+        counter = self.spellings.get(slot)
+        if counter:
+            return _most_common(counter)
+        return self.existing[slot].display_name
+
+
+def plan_membership(tenant: Tenant, level1_attribute: str | None = None, level2_attribute: str = "") -> MembershipPlan:
+    """Compute every user's pool under the given attributes, or the tenant's scheme when none are given.
+
+    A user whose level-1 value is blank goes to the Unassigned pool, and a user whose level-2 value is
+    blank stays in their level-1 pool. A value with an alias goes to the alias's pool. Reads only.
     """
-    unassigned = unassigned_pool(tenant)
-    scheme = PoolScheme.objects.filter(tenant=tenant).first()
-    users = list(DirectoryUser.objects.filter(tenant=tenant, is_deleted=False))
+    if level1_attribute is None:
+        scheme = PoolScheme.objects.filter(tenant=tenant).first()
+        level1_attribute = scheme.level1_attribute if scheme else ""
+        level2_attribute = scheme.level2_attribute if scheme else ""
+    plan = MembershipPlan(tenant=tenant, level1_attribute=level1_attribute, level2_attribute=level2_attribute or "")
+    _load_existing_pools(plan)
 
-    if scheme is None:
-        Pool.objects.filter(tenant=tenant).exclude(pk=unassigned.pk).update(is_active=False)
-        targets = {user.pk: unassigned.pk for user in users}
-        return _apply_targets(users, targets)
+    users = DirectoryUser.objects.filter(tenant=tenant, is_deleted=False)
+    if not level1_attribute:
+        for pk, pool_id in users.values_list("pk", "pool_id").iterator(chunk_size=10000):
+            plan.current[pk] = pool_id
+            plan.targets[pk] = UNASSIGNED_SLOT
+        return plan
 
-    level1_attr, level2_attr = scheme.level1_attribute, scheme.level2_attribute
-    level1_spellings: dict[str, Counter] = defaultdict(Counter)
-    level2_spellings: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    user_keys: dict[int, tuple[str, str]] = {}
-    for user in users:
-        raw1 = attribute_value(user, level1_attr)
+    top_aliases, child_aliases = _load_aliases(plan)
+    columns = ["pk", "pool_id", _column(level1_attribute)]
+    if plan.level2_attribute:
+        columns.append(_column(plan.level2_attribute))
+    for row in users.values_list(*columns).iterator(chunk_size=10000):
+        pk, pool_id, value1 = row[0], row[1], row[2]
+        plan.current[pk] = pool_id
+        raw1 = _raw(level1_attribute, value1)
         key1 = normalize_value(raw1)
-        key2 = ""
-        if key1:
-            level1_spellings[key1][clean_spelling(raw1)] += 1
-            if level2_attr:
-                raw2 = attribute_value(user, level2_attr)
-                key2 = normalize_value(raw2)
-                if key2:
-                    level2_spellings[(key1, key2)][clean_spelling(raw2)] += 1
-        user_keys[user.pk] = (key1, key2)
+        if not key1:
+            plan.targets[pk] = UNASSIGNED_SLOT
+            continue
+        if key1 in top_aliases:
+            key1 = top_aliases[key1]
+        else:
+            plan.spellings[(key1, "")][clean_spelling(raw1)] += 1
+        slot: Slot = (key1, "")
+        if plan.level2_attribute:
+            raw2 = _raw(plan.level2_attribute, row[3])
+            key2 = normalize_value(raw2)
+            if key2:
+                if (key1, key2) in child_aliases:
+                    key2 = child_aliases[(key1, key2)]
+                else:
+                    plan.spellings[(key1, key2)][clean_spelling(raw2)] += 1
+                slot = (key1, key2)
+        plan.targets[pk] = slot
 
-    level1_pools = _ensure_pools(tenant, None, level1_attr, level1_spellings)
-    level2_pools: dict[tuple[str, str], Pool] = {}
-    by_parent: dict[str, dict[str, Counter]] = defaultdict(dict)
-    for (key1, key2), spellings in level2_spellings.items():
-        by_parent[key1][key2] = spellings
-    for key1, pool in level1_pools.items():
-        children = _ensure_pools(tenant, pool, level2_attr, by_parent.get(key1, {})) if level2_attr else {}
-        for key2, child in children.items():
-            level2_pools[(key1, key2)] = child
+    _keep_scheme_pools(plan, top_aliases, child_aliases)
+    return plan
 
-    active_ids = {unassigned.pk} | {pool.pk for pool in level1_pools.values()} | {p.pk for p in level2_pools.values()}
-    current_scheme_pools = Pool.objects.filter(tenant=tenant, parent=None, attribute=level1_attr)
-    if level2_attr:
-        current_scheme_pools = current_scheme_pools | Pool.objects.filter(
-            tenant=tenant, parent__attribute=level1_attr, parent__parent=None, attribute=level2_attr
-        )
-    # Pools of the current scheme that lost every member stay active: they may still hold allotments.
-    active_ids |= set(current_scheme_pools.values_list("pk", flat=True))
-    Pool.objects.filter(tenant=tenant).exclude(pk__in=active_ids).update(is_active=False)
+
+def _load_existing_pools(plan: MembershipPlan) -> None:
+    """Index the pools of the tenant that the plan's attributes could reuse, by slot."""
+    pools = Pool.objects.filter(tenant=plan.tenant).filter(
+        Q(parent=None, attribute="", key="")
+        | Q(parent=None, attribute=plan.level1_attribute)
+        | Q(parent__parent=None, parent__attribute=plan.level1_attribute, attribute=plan.level2_attribute)
+    ).select_related("parent")
+    for pool in pools:
+        if pool.is_unassigned:
+            plan.existing[UNASSIGNED_SLOT] = pool
+        elif not plan.level1_attribute:
+            continue
+        elif pool.parent_id is None:
+            plan.existing[(pool.key, "")] = pool
+        elif plan.level2_attribute:
+            plan.existing[(pool.parent.key, pool.key)] = pool
+
+
+def _load_aliases(plan: MembershipPlan) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """Map aliased level-1 keys to their pool's key, and (parent key, level-2 key) to the child's key.
+
+    An alias applies only while the scheme uses its attribute at its level and its pool belongs to
+    that level, so the aliases of an earlier scheme wait unused until the scheme returns to it.
+    """
+    top: dict[str, str] = {}
+    children: dict[tuple[str, str], str] = {}
+    aliases = PoolAlias.objects.filter(tenant=plan.tenant).select_related("pool", "parent")
+    for alias in aliases:
+        if alias.parent_id is None:
+            if alias.attribute == plan.level1_attribute and alias.pool.parent_id is None and alias.pool.attribute == alias.attribute:
+                top[alias.alias_key] = alias.pool.key
+        elif (
+            plan.level2_attribute
+            and alias.attribute == plan.level2_attribute
+            and alias.parent.parent_id is None
+            and alias.parent.attribute == plan.level1_attribute
+            and alias.pool.parent_id == alias.parent_id
+        ):
+            children[(alias.parent.key, alias.alias_key)] = alias.pool.key
+    return _follow_chains(top), children
+
+
+def _follow_chains(aliases: dict[str, str]) -> dict[str, str]:
+    """Resolve an alias to a value that is itself aliased (after two merges) to the end of the chain."""
+    resolved = {}
+    for key, target in aliases.items():
+        seen = {key}
+        while target in aliases and target not in seen:
+            seen.add(target)
+            target = aliases[target]
+        resolved[key] = target
+    return resolved
+
+
+def _keep_scheme_pools(plan: MembershipPlan, top_aliases: dict, child_aliases: dict) -> None:
+    """Keep the scheme's existing pools active even when they lost every member.
+
+    Such a pool may still hold allotments. A pool whose value is aliased to another pool stays
+    inactive: its users now belong to the other pool. A level-2 pool stays only under an active parent.
+    """
+    level1_kept = set()
+    for slot, pool in plan.existing.items():
+        key1, key2 = slot
+        if slot == UNASSIGNED_SLOT or key2 or key1 in top_aliases:
+            continue
+        plan.kept[slot] = pool
+        level1_kept.add(key1)
+    active_level1 = level1_kept | {key1 for key1, _key2 in plan.targets.values() if key1}
+    for slot, pool in plan.existing.items():
+        key1, key2 = slot
+        if key2 and key1 in active_level1 and slot not in child_aliases:
+            plan.kept[slot] = pool
+
+
+def recompute_membership(tenant: Tenant) -> int:
+    """Create the pools the scheme implies, set every user's pool and return how many users moved."""
+    plan = plan_membership(tenant)
+    return apply_plan(plan)
+
+
+def apply_plan(plan: MembershipPlan) -> int:
+    """Write a plan: create and rename pools, activate and deactivate them, and move users."""
+    tenant = plan.tenant
+    pool_ids = _ensure_pools(plan)
+    active_ids = set(pool_ids.values())
+    Pool.objects.filter(tenant=tenant, is_active=True).exclude(pk__in=active_ids).update(is_active=False)
     Pool.objects.filter(pk__in=active_ids, is_active=False).update(is_active=True)
 
-    targets = {}
-    for user_pk, (key1, key2) in user_keys.items():
-        if not key1:
-            targets[user_pk] = unassigned.pk
-        elif key2 and (key1, key2) in level2_pools:
-            targets[user_pk] = level2_pools[(key1, key2)].pk
-        else:
-            targets[user_pk] = level1_pools[key1].pk
-    return _apply_targets(users, targets)
+    moves: dict[int, list[int]] = defaultdict(list)
+    for user_pk, slot in plan.targets.items():
+        target = pool_ids[slot]
+        if plan.current[user_pk] != target:
+            moves[target].append(user_pk)
+    moved = 0
+    for target, user_pks in moves.items():
+        for start in range(0, len(user_pks), UPDATE_CHUNK):
+            chunk = user_pks[start:start + UPDATE_CHUNK]
+            DirectoryUser.objects.filter(pk__in=chunk).update(pool_id=target)
+        moved += len(user_pks)
+    if moved:
+        logger.info("Pool membership: %s users of tenant %s changed pool", moved, tenant.pk)
+    return moved
 
 
-def _ensure_pools(tenant: Tenant, parent: Pool | None, attribute: str, spellings: dict[str, Counter]) -> dict[str, Pool]:
-    existing = {pool.key: pool for pool in Pool.objects.filter(tenant=tenant, parent=parent, attribute=attribute)}
-    pools: dict[str, Pool] = {}
-    for key, counter in spellings.items():
-        name = _most_common(counter)
-        pool = existing.get(key)
+def _ensure_pools(plan: MembershipPlan) -> dict[Slot, int]:
+    """Create missing pools and rename those whose most common spelling changed; return slot to pool id."""
+    result = {UNASSIGNED_SLOT: unassigned_pool(plan.tenant).pk}
+    slots = plan.slots() - {UNASSIGNED_SLOT}
+    # Level-1 pools are written first because a level-2 slot's parent is the level-1 pool of its key1.
+    _create_and_rename(plan, sorted(slot for slot in slots if not slot[1]), None)
+    _create_and_rename(plan, sorted(slot for slot in slots if slot[1]), plan.level2_attribute)
+    for slot in slots:
+        result[slot] = plan.existing[slot].pk
+    return result
+
+
+def _create_and_rename(plan: MembershipPlan, slots: list[Slot], level2_attribute: str | None) -> None:
+    to_create: list[tuple[Slot, Pool]] = []
+    to_rename: list[Pool] = []
+    for slot in slots:
+        name = plan.name_of(slot)
+        pool = plan.existing.get(slot)
         if pool is None:
-            pool = Pool.objects.create(tenant=tenant, parent=parent, attribute=attribute, key=key, display_name=name)
+            if level2_attribute is None:
+                pool = Pool(tenant=plan.tenant, parent=None, attribute=plan.level1_attribute, key=slot[0], display_name=name)
+            else:
+                parent = plan.existing[(slot[0], "")]
+                pool = Pool(tenant=plan.tenant, parent=parent, attribute=level2_attribute, key=slot[1], display_name=name)
+            to_create.append((slot, pool))
         elif pool.display_name != name:
             pool.display_name = name
-            pool.save(update_fields=["display_name"])
-        pools[key] = pool
-    return pools
-
-
-def _apply_targets(users: list[DirectoryUser], targets: dict[int, int]) -> int:
-    moved = []
-    for user in users:
-        target = targets[user.pk]
-        if user.pool_id != target:
-            user.pool_id = target
-            moved.append(user)
-    DirectoryUser.objects.bulk_update(moved, ["pool"], batch_size=2000)
-    if moved:
-        logger.info("Pool membership: %s users of tenant %s changed pool", len(moved), users[0].tenant_id)
-    return len(moved)
+            to_rename.append(pool)
+    Pool.objects.bulk_create([pool for _slot, pool in to_create], batch_size=1000)
+    Pool.objects.bulk_update(to_rename, ["display_name"], batch_size=1000)
+    for slot, pool in to_create:
+        plan.existing[slot] = pool
