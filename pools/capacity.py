@@ -1,0 +1,177 @@
+"""Tenant capacity per SKU and raising allotments within it.
+
+``subscribedSkus`` reports a SKU's units by state: ``enabled`` units are assignable, ``warning`` units are in
+their grace period and about to lapse, ``suspended`` and ``lockedOut`` units are not assignable. The commerce
+subscriptions of one SKU add up to those units, and a SKU can have a trial subscription next to a paid one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Sum
+
+from graphsync.models import Sku, Subscription, Tenant
+
+from . import stock
+from .models import Allotment, Pool
+
+# Capability statuses in which Microsoft 365 assigns no new seats of a SKU.
+BLOCKED_STATUSES = ("Suspended", "LockedOut", "Deleted")
+
+
+@dataclass
+class SkuCapacity:
+    """One SKU of a tenant: its units by state, its subscriptions, holders and level-1 allotments."""
+
+    sku: Sku
+    holders: int
+    allotted: int
+    subscriptions: list[Subscription] = field(default_factory=list)
+
+    @property
+    def total_units(self) -> int:
+        sku = self.sku
+        return sku.enabled_units + sku.warning_units + sku.suspended_units + sku.locked_out_units
+
+    @property
+    def free_units(self) -> int:
+        """Enabled units not held by any user; never negative, because ``overage`` counts the excess."""
+        return max(self.sku.enabled_units - self.holders, 0)
+
+    @property
+    def overage(self) -> int:
+        """Holders beyond the enabled units, for example after seats expired while assignments stayed."""
+        return max(self.holders - self.sku.enabled_units, 0)
+
+    @property
+    def reserve(self) -> int:
+        """Enabled units not allotted to any level-1 pool; negative when units were lowered below the allotments."""
+        return self.sku.enabled_units - self.allotted
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.sku.capability_status in BLOCKED_STATUSES
+
+    @property
+    def accepts_assignments(self) -> bool:
+        return not self.is_blocked and self.free_units > 0
+
+    @property
+    def has_trial(self) -> bool:
+        return any(subscription.is_trial for subscription in self.subscriptions)
+
+    @property
+    def subscription_licenses(self) -> int:
+        """Total licenses of the SKU's commerce subscriptions, which normally equals ``total_units``."""
+        return sum(subscription.total_licenses for subscription in self.subscriptions)
+
+
+def tenant_capacity(tenant: Tenant) -> list[SkuCapacity]:
+    """Return every SKU of the tenant with its units, holders, level-1 allotments and subscriptions."""
+    lines = stock.tenant_stock(tenant)
+    subscriptions: dict[str, list[Subscription]] = {}
+    for subscription in Subscription.objects.filter(tenant=tenant).order_by("created_at_graph", "subscription_id"):
+        subscriptions.setdefault(str(subscription.sku_id), []).append(subscription)
+    return [
+        SkuCapacity(
+            sku=line.sku,
+            holders=line.holders,
+            allotted=line.allotted,
+            subscriptions=subscriptions.get(str(line.sku.sku_id), []),
+        )
+        for line in lines
+    ]
+
+
+def level1_allotted(tenant: Tenant, sku: Sku) -> int:
+    """Sum the allotments of the SKU held by active level-1 pools."""
+    return (
+        Allotment.objects.filter(pool__tenant=tenant, pool__parent__isnull=True, pool__is_active=True, sku=sku)
+        .aggregate(total=Sum("seats"))["total"]
+        or 0
+    )
+
+
+def central_reserve(tenant: Tenant, sku: Sku) -> int:
+    """Return the enabled units of the SKU that no level-1 pool has been allotted."""
+    return sku.enabled_units - level1_allotted(tenant, sku)
+
+
+@dataclass
+class AllotmentRaise:
+    """The allotments that raising a pool's seats of a SKU changes, with the reserve it draws on.
+
+    ``changes`` maps each changed pool to its (before, after) seats; ``before`` is None where the pool had no
+    allotment. ``from_reserve`` is the number of seats the level-1 pool takes out of the central reserve.
+    """
+
+    pool: Pool
+    sku: Sku
+    quantity: int
+    changes: dict[Pool, tuple[int | None, int]]
+    reserve: int
+    from_reserve: int
+
+    @property
+    def fits(self) -> bool:
+        return self.from_reserve <= self.reserve
+
+    def audit_before(self) -> dict:
+        return {str(pool.pk): before for pool, (before, _after) in self.changes.items()}
+
+    def audit_after(self) -> dict:
+        return {str(pool.pk): after for pool, (_before, after) in self.changes.items()}
+
+
+def plan_raise(pool: Pool, sku: Sku, quantity: int) -> AllotmentRaise:
+    """Work out how raising ``pool``'s seats of ``sku`` by ``quantity`` changes the allotments.
+
+    A level-1 pool rises by ``quantity``. A level-2 pool with its own allotment rises by ``quantity``, and its
+    parent rises only as far as needed to keep the children's allotments within the parent's. A level-2 pool
+    without an allotment draws on its parent without a cap, so the parent rises by ``quantity`` instead. Call
+    under the SKU's row lock; nothing is saved.
+    """
+    current = {
+        allotment.pool_id: allotment.seats
+        for allotment in Allotment.objects.filter(sku=sku, pool_id__in=[pool.pk, pool.parent_id or pool.pk])
+    }
+    changes: dict[Pool, tuple[int | None, int]] = {}
+
+    if pool.parent_id is None:
+        level1 = pool
+        level1_before = current.get(pool.pk)
+        level1_after = (level1_before or 0) + quantity
+    else:
+        level1 = pool.parent
+        level1_before = current.get(level1.pk)
+        own = current.get(pool.pk)
+        if own is None:
+            level1_after = (level1_before or 0) + quantity
+        else:
+            changes[pool] = (own, own + quantity)
+            siblings = (
+                Allotment.objects.filter(pool__parent=level1, pool__is_active=True, sku=sku)
+                .exclude(pool=pool)
+                .aggregate(total=Sum("seats"))["total"]
+                or 0
+            )
+            level1_after = max(level1_before or 0, siblings + own + quantity)
+
+    if level1_after != (level1_before or 0) or level1_before is None:
+        changes[level1] = (level1_before, level1_after)
+    return AllotmentRaise(
+        pool=pool,
+        sku=sku,
+        quantity=quantity,
+        changes=changes,
+        reserve=central_reserve(pool.tenant, sku),
+        from_reserve=level1_after - (level1_before or 0),
+    )
+
+
+def apply_raise(plan: AllotmentRaise, *, acting_user) -> None:
+    """Save the allotments of a plan that fits; the caller holds the SKU's row lock and writes the audit event."""
+    for changed_pool, (_before, after) in plan.changes.items():
+        Allotment.objects.update_or_create(
+            pool=changed_pool, sku=plan.sku, defaults={"seats": after, "updated_by": acting_user}
+        )

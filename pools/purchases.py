@@ -1,0 +1,294 @@
+"""The purchase ledger: recording purchases, linking them to commerce subscriptions, and totals."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from graphsync.models import Sku, Subscription, Tenant
+from rbac import scoping
+from rbac.choices import Action
+
+from . import capacity
+from .audit import record_event
+from .choices import AuditAction, PurchaseTerm
+from .exceptions import PoolsError
+from .models import Pool, Purchase
+
+logger = logging.getLogger(__name__)
+
+# A commerce subscription created this many days before or after the purchase date counts as the purchase's.
+SUBSCRIPTION_MATCH_DAYS = 3
+
+
+class PurchaseError(PoolsError):
+    """A purchase that cannot be recorded or linked as given."""
+
+
+@dataclass(frozen=True)
+class PurchaseInput:
+    sku: Sku
+    pool: Pool
+    quantity: int
+    purchased_on: dt.date
+    unit_price: Decimal
+    currency: str = ""
+    term: str = PurchaseTerm.ANNUAL
+    order_reference: str = ""
+
+
+# Scope
+
+
+def visible_purchases(user: AbstractBaseUser) -> QuerySet[Purchase]:
+    """Purchases of tenants the user may audit, and of pools (with their level-2 pools) the user may view."""
+    tenants = scoping.tenants_with_tenant_permission(user, Action.AUDIT).values("pk")
+    pools = scoping.pools_for(user, Action.VIEW).values("pk")
+    return Purchase.objects.filter(Q(tenant__in=tenants) | Q(pool__in=pools)).select_related(
+        "tenant", "sku", "pool", "pool__parent", "subscription", "recorded_by"
+    )
+
+
+def tenant_ledger(user: AbstractBaseUser, tenant: Tenant) -> QuerySet[Purchase]:
+    """Purchases of a tenant the user may audit; raises Http404 otherwise."""
+    if not scoping.tenants_with_tenant_permission(user, Action.AUDIT).filter(pk=tenant.pk).exists():
+        raise Http404("No such tenant.")
+    return visible_purchases(user).filter(tenant=tenant)
+
+
+def pool_ledger(user: AbstractBaseUser, pool: Pool) -> QuerySet[Purchase]:
+    """Purchases made for the pool or its level-2 pools; the caller got ``pool`` through the scoping path."""
+    return visible_purchases(user).filter(pool_id__in=pool.subtree_ids())
+
+
+# Recording
+
+
+def _check_input(data: PurchaseInput, tenant: Tenant) -> str:
+    """Validate what a form or serializer cannot, and return the currency to store."""
+    currency = (data.currency or tenant.currency).strip().upper()
+    if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+        raise PurchaseError(
+            _("The currency %(currency)s is not an ISO 4217 code. Enter three letters, for example EUR or USD.")
+            % {"currency": data.currency}
+        )
+    if data.quantity < 1:
+        raise PurchaseError(
+            _("The quantity must be at least 1; %(quantity)s was given.") % {"quantity": data.quantity}
+        )
+    if data.unit_price < 0:
+        raise PurchaseError(
+            _("The unit price cannot be negative; %(price)s was given.") % {"price": data.unit_price}
+        )
+    if data.purchased_on > timezone.localdate():
+        raise PurchaseError(
+            _("The purchase date %(date)s is in the future. Record a purchase once it has been made.")
+            % {"date": data.purchased_on.isoformat()}
+        )
+    if data.term not in PurchaseTerm.values:
+        raise PurchaseError(
+            _("The term %(term)s is unknown; use one of %(terms)s.")
+            % {"term": data.term, "terms": ", ".join(PurchaseTerm.values)}
+        )
+    return currency
+
+
+def record_purchase(
+    *,
+    acting_user: AbstractBaseUser,
+    data: PurchaseInput,
+    subscription: Subscription | None = None,
+    link_automatically: bool = True,
+) -> Purchase:
+    """Record a purchase and raise the purchasing pool's allotment by its quantity, in one transaction.
+
+    ``subscription`` links the purchase to a commerce subscription the administrator chose. Without it, and
+    unless ``link_automatically`` is False, the purchase is linked to the one subscription that matches. Raises PurchaseError when
+    the allotments would exceed the tenant's enabled units, and Http404 for a pool, SKU or subscription
+    outside the acting user's tenants.
+    """
+    pool, sku = data.pool, data.sku
+    tenant = pool.tenant
+    if not scoping.can_administer_tenant(acting_user, tenant) or not pool.is_active:
+        raise Http404("No such pool.")
+    if sku.tenant_id != tenant.pk:
+        raise Http404("No such SKU in this tenant.")
+    if subscription is not None:
+        _check_subscription(subscription, sku)
+    currency = _check_input(data, tenant)
+
+    with transaction.atomic():
+        # Allotment changes of this SKU wait here, so two administrators cannot both spend the same units.
+        sku = Sku.objects.select_for_update().get(pk=sku.pk)
+        plan = capacity.plan_raise(pool, sku, data.quantity)
+        if not plan.fits:
+            raise PurchaseError(_purchase_rejection(plan))
+        capacity.apply_raise(plan, acting_user=acting_user)
+
+        if subscription is None and link_automatically:
+            subscription = match_subscription(tenant, sku, data.purchased_on, data.quantity)
+        purchase = Purchase.objects.create(
+            tenant=tenant, sku=sku, pool=pool, quantity=data.quantity, purchased_on=data.purchased_on,
+            unit_price=data.unit_price, currency=currency, term=data.term,
+            order_reference=data.order_reference.strip(), recorded_by=acting_user,
+            subscription=subscription,
+        )
+        record_event(
+            acting_user=acting_user, action=AuditAction.PURCHASE_RECORDED, tenant=tenant, pool=pool, sku=sku,
+            target=str(pool), before={"allotments": plan.audit_before()},
+            after={
+                "allotments": plan.audit_after(),
+                "purchase": purchase.pk,
+                "quantity": purchase.quantity,
+                "purchasedOn": purchase.purchased_on.isoformat(),
+                "unitPrice": str(purchase.unit_price),
+                "currency": purchase.currency,
+                "term": purchase.term,
+                "orderReference": purchase.order_reference,
+                "subscription": purchase.subscription.subscription_id if purchase.subscription else None,
+            },
+        )
+    logger.info(
+        "Purchase %s of %s x %s recorded for pool %s (tenant %s), subscription %s",
+        purchase.pk, purchase.quantity, sku.part_number, pool.pk, tenant.pk, purchase.subscription_id,
+    )
+    return purchase
+
+
+def _purchase_rejection(plan: capacity.AllotmentRaise) -> str:
+    enabled = plan.sku.enabled_units
+    return _(
+        "Cannot record %(quantity)s seats of %(sku)s for %(pool)s: the level-1 pools would then hold %(total)s "
+        "seats, but the tenant has %(enabled)s enabled units (%(reserve)s not allotted). If the seats were just "
+        "bought, run a sync after the purchase shows up in Microsoft 365, then record it again."
+    ) % {
+        "quantity": plan.quantity, "sku": plan.sku.name, "pool": str(plan.pool),
+        "total": enabled - plan.reserve + plan.from_reserve, "enabled": enabled, "reserve": plan.reserve,
+    }
+
+
+# Subscriptions
+
+
+def subscription_candidates(tenant: Tenant, sku: Sku) -> QuerySet[Subscription]:
+    """Paid commerce subscriptions of the SKU; trials are never bought, so they are left out."""
+    return Subscription.objects.filter(tenant=tenant, sku_id=sku.sku_id, is_trial=False).order_by(
+        "created_at_graph", "subscription_id"
+    )
+
+
+def match_subscription(tenant: Tenant, sku: Sku, purchased_on: dt.date, quantity: int) -> Subscription | None:
+    """Return the one paid subscription of the SKU created near the purchase date or with as many licenses.
+
+    A subscription matching both beats those matching one. Returns None when none or several match equally,
+    so that an administrator chooses.
+    """
+    window = dt.timedelta(days=SUBSCRIPTION_MATCH_DAYS)
+    both, either = [], []
+    for subscription in subscription_candidates(tenant, sku):
+        created = subscription.created_at_graph
+        near = created is not None and abs(timezone.localdate(created) - purchased_on) <= window
+        same_size = subscription.total_licenses == quantity
+        if near and same_size:
+            both.append(subscription)
+        if near or same_size:
+            either.append(subscription)
+    if len(both) == 1:
+        return both[0]
+    if not both and len(either) == 1:
+        return either[0]
+    return None
+
+
+def _check_subscription(subscription: Subscription, sku: Sku) -> None:
+    if subscription.tenant_id != sku.tenant_id:
+        raise Http404("No such subscription in this tenant.")
+    if subscription.sku_id != sku.sku_id:
+        raise PurchaseError(
+            _("The subscription %(subscription)s is for %(other)s, not %(sku)s. Choose a subscription of %(sku)s.")
+            % {"subscription": subscription.subscription_id, "other": subscription.part_number, "sku": sku.name}
+        )
+
+
+def link_subscription(
+    *, acting_user: AbstractBaseUser, purchase: Purchase, subscription: Subscription | None
+) -> Purchase:
+    """Link a recorded purchase to a commerce subscription of its SKU, or unlink it with None."""
+    if not scoping.can_administer_tenant(acting_user, purchase.tenant):
+        raise Http404("No such purchase.")
+    if subscription is not None:
+        _check_subscription(subscription, purchase.sku)
+
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update(of=("self",)).select_related("subscription").get(pk=purchase.pk)
+        before = purchase.subscription.subscription_id if purchase.subscription else None
+        purchase.subscription = subscription
+        purchase.save(update_fields=["subscription"])
+        record_event(
+            acting_user=acting_user, action=AuditAction.PURCHASE_LINKED, tenant=purchase.tenant, pool=purchase.pool,
+            sku=purchase.sku, target=str(purchase.pool),
+            before={"purchase": purchase.pk, "subscription": before},
+            after={"purchase": purchase.pk, "subscription": subscription.subscription_id if subscription else None},
+        )
+    logger.info(
+        "Purchase %s (tenant %s) linked to subscription %s", purchase.pk, purchase.tenant_id,
+        subscription.subscription_id if subscription else None,
+    )
+    return purchase
+
+
+# Totals
+
+
+@dataclass
+class LedgerTotal:
+    """Seats and money of one pool or one SKU over the purchases shown."""
+
+    label: str
+    quantity: int
+    amounts: list[tuple[str, Decimal]]
+    purchases: int
+
+
+def _amounts(rows: QuerySet, key: str) -> dict:
+    """Map each ``key`` value to a list of (currency, quantity × unit price) sums."""
+    result: dict = {}
+    for row in rows.values(key, "currency").annotate(amount=Sum(_line_amount())).order_by("currency"):
+        result.setdefault(row[key], []).append((row["currency"], row["amount"]))
+    return result
+
+
+def _line_amount():
+    return ExpressionWrapper(F("quantity") * F("unit_price"), output_field=DecimalField(max_digits=20, decimal_places=4))
+
+
+def totals_by_pool(purchases: QuerySet[Purchase]) -> list[LedgerTotal]:
+    """Total seats, purchases and amounts per currency for each purchasing pool."""
+    amounts = _amounts(purchases, "pool_id")
+    pools = {pool.pk: pool for pool in Pool.objects.filter(pk__in=purchases.values("pool_id")).select_related("parent")}
+    rows = purchases.values("pool_id").annotate(seats=Sum("quantity"), count=Count("pk")).order_by()
+    totals = [
+        LedgerTotal(str(pools[row["pool_id"]]), row["seats"], amounts.get(row["pool_id"], []), row["count"])
+        for row in rows
+    ]
+    return sorted(totals, key=lambda total: total.label.casefold())
+
+
+def totals_by_sku(purchases: QuerySet[Purchase]) -> list[LedgerTotal]:
+    """Total seats, purchases and amounts per currency for each SKU."""
+    amounts = _amounts(purchases, "sku_id")
+    skus = {sku.pk: sku for sku in Sku.objects.filter(pk__in=purchases.values("sku_id"))}
+    rows = purchases.values("sku_id").annotate(seats=Sum("quantity"), count=Count("pk")).order_by()
+    totals = [
+        LedgerTotal(skus[row["sku_id"]].name, row["seats"], amounts.get(row["sku_id"], []), row["count"])
+        for row in rows
+    ]
+    return sorted(totals, key=lambda total: total.label.casefold())
