@@ -32,11 +32,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def start_emulator(users: int, seed: int, state_dir: Path) -> tuple[subprocess.Popen, dict]:
+def start_emulator(
+    users: int, seed: int, state_dir: Path, control_token: str | None = None
+) -> tuple[subprocess.Popen, dict]:
     endpoint_file = state_dir / "endpoint.json"
+    control = ["--control-token", control_token] if control_token else []
     process = subprocess.Popen(
         [sys.executable, "-m", "graphsync.emulator", "serve", "--generate", str(users), "--seed", str(seed),
-         "--port", "0", "--state-dir", str(state_dir)],
+         "--port", "0", "--state-dir", str(state_dir), *control],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300

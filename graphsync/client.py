@@ -71,6 +71,13 @@ def build_session(tenant: Tenant) -> requests.Session:
     return session
 
 
+def _error_code(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("error", {}).get("code", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
 class GraphClient:
     """A Graph v1.0 client for one tenant connection."""
 
@@ -147,6 +154,7 @@ class GraphClient:
         units = resource_units(method, url, params) if cost is None else cost
         failures = 0
         throttled = 0
+        token_refreshed = False
         while True:
             self.throttle.acquire(self.throttle_key, units)
             request_headers = {"Authorization": f"Bearer {self.acquire_token()}", **(headers or {})}
@@ -167,6 +175,12 @@ class GraphClient:
                 continue
 
             status = response.status_code
+            if status == 401 and not token_refreshed and _error_code(response) == "InvalidAuthenticationToken":
+                # Graph rejects a cached token that was revoked or expired early; a new token fixes that once.
+                token_refreshed = True
+                self._msal_app().remove_tokens_for_client()
+                logger.info("Graph rejected the cached token of tenant %s; requesting a new one", self.tenant.tenant_id)
+                continue
             if status == 429 and throttled < MAX_THROTTLED_RETRIES:
                 throttled += 1
                 delay = parse_retry_after(response.headers.get("Retry-After"), self._backoff(throttled))

@@ -21,11 +21,14 @@ from .sync import (
     SyncProgress,
     TenantDirectory,
     fetch_catalog,
+    list_users,
+    save_sign_in_availability,
     user_fields_from_graph,
     user_from_graph,
     write_catalog,
     write_in_transaction,
     write_licenses,
+    write_sign_in_activity,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ class IncrementalChanges:
     delta: UsersDelta
     directory: TenantDirectory
     license_users: list[dict] = field(default_factory=list)
+    sign_in_activity_available: bool | None = None
 
 
 def _is_expired(error: GraphError) -> bool:
@@ -133,11 +137,11 @@ def fetch_incremental(client: GraphClient, link: str, progress: SyncProgress) ->
     # in the admin center), so the changed users are not the only ones whose licenses may differ. Paging
     # through every user with only the license properties selected costs 1 resource unit per 999 users,
     # where $batch would cost 1 unit per user and still miss users that delta did not report.
-    license_users: list[dict] = []
-    for page in client.iter_pages("users", {"$select": LICENSE_SELECT, "$top": PAGE_SIZE}):
-        license_users.extend(page)
-        progress.page()
-    return IncrementalChanges(delta=delta, directory=directory, license_users=license_users)
+    # Sign-in times change without a delta entry as well, so this listing also carries signInActivity.
+    license_users, sign_in_available = list_users(client, LICENSE_SELECT, progress)
+    return IncrementalChanges(
+        delta=delta, directory=directory, license_users=license_users, sign_in_activity_available=sign_in_available
+    )
 
 
 def apply_users_delta(tenant: Tenant, delta: UsersDelta) -> None:
@@ -179,6 +183,8 @@ def run_incremental(run: SyncRun, link: str, progress: SyncProgress) -> None:
         write_catalog(tenant, changes.directory)
         apply_users_delta(tenant, changes.delta)
         write_licenses(tenant, changes.license_users, run.started_at)
+        write_sign_in_activity(tenant, changes.license_users)
+        save_sign_in_availability(tenant, changes.sign_in_activity_available)
 
     write_in_transaction(tenant, write, changes.delta.delta_link)
     run.users_count = len(changes.delta.changed) + len(changes.delta.removed)

@@ -16,9 +16,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import catalog
+from .bulk_upsert import upsert
 from .choices import LicenseState, SyncKind, SyncStatus
 from .client import GraphClient
-from .errors import GraphError
+from .errors import GraphError, GraphPermissionError
 from .locks import tenant_sync_lock
 from .models import DeltaState, DirectoryGroup, DirectoryUser, Sku, Subscription, SyncRun, Tenant, UserLicense
 
@@ -33,6 +34,10 @@ USER_SELECT = ",".join(
 )
 GROUP_SELECT = "id,displayName,assignedLicenses"
 PAGE_SIZE = 999
+# Graph returns signInActivity only to Entra ID P1/P2 tenants and apps with AuditLog.Read.All, and with it
+# selected allows at most 500 users per page.
+SIGN_IN_SELECT = "signInActivity"
+SIGN_IN_PAGE_SIZE = 500
 
 # A reservation still pending this long after it was made belongs to a process that died between
 # reserving the seat and calling Graph; Graph's own state then decides.
@@ -42,6 +47,7 @@ USER_FIELDS = [
     "user_principal_name", "display_name", "account_enabled", "department", "company_name", "country", "city",
     "office_location", "usage_location", "job_title", "employee_id", "employee_type", "extension_attributes",
     "created_at_graph", "is_deleted", "deletion_reason", "synced_at",
+    "last_interactive_sign_in_at", "last_non_interactive_sign_in_at", "last_successful_sign_in_at",
 ]
 SKU_FIELDS = [
     "part_number", "display_name", "applies_to", "capability_status", "consumed_units", "enabled_units",
@@ -62,6 +68,8 @@ class TenantDirectory:
     groups: list[dict] = field(default_factory=list)
     users: list[dict] = field(default_factory=list)
     users_delta_link: str = ""
+    # Whether the user listing carried signInActivity; None when the users were not listed.
+    sign_in_activity_available: bool | None = None
 
 
 class SyncProgress:
@@ -105,10 +113,37 @@ def fetch_directory(client: GraphClient, run: SyncRun | None = None, progress: S
     # The delta link is taken before the users are read, so a change made while they are read comes
     # back in the next incremental sync instead of being lost. Applying such a change twice does no harm.
     directory.users_delta_link = latest_users_delta_link(client, run)
-    for page in client.iter_pages("users", {"$select": USER_SELECT, "$top": PAGE_SIZE}):
-        directory.users.extend(page)
-        progress.page(len(page))
+    directory.users, directory.sign_in_activity_available = list_users(client, USER_SELECT, progress, count_users=True)
     return directory
+
+
+def list_users(
+    client: GraphClient, select: str, progress: SyncProgress, *, count_users: bool = False
+) -> tuple[list[dict], bool]:
+    """List every user with ``select`` plus signInActivity, or without it when Graph refuses it.
+
+    Returns the users and whether signInActivity was returned. Graph returns 403
+    Authentication_RequestFromNonPremiumTenantOrB2CTenant when the tenant lacks Entra ID P1/P2 or the app
+    lacks AuditLog.Read.All. Any 403 of this listing repeats it without signInActivity, so such a tenant
+    still syncs completely, and a 403 of the repeated listing is raised.
+    """
+    users: list[dict] = []
+    try:
+        top = min(PAGE_SIZE, SIGN_IN_PAGE_SIZE)
+        for page in client.iter_pages("users", {"$select": f"{select},{SIGN_IN_SELECT}", "$top": top}):
+            users.extend(page)
+            progress.page(len(page) if count_users else 0)
+        return users, True
+    except GraphPermissionError as exc:
+        logger.warning(
+            "Tenant %s: Graph rejected signInActivity (%s: %s), so users are listed without sign-in data",
+            client.tenant.tenant_id, exc.code, exc.message,
+        )
+    users = []
+    for page in client.iter_pages("users", {"$select": select, "$top": PAGE_SIZE}):
+        users.extend(page)
+        progress.page(len(page) if count_users else 0)
+    return users, False
 
 
 def _text(value) -> str:
@@ -146,17 +181,34 @@ USER_PROPERTY_FIELDS = {
 }
 
 
+def sign_in_fields(activity: dict | None) -> dict:
+    """Return the three sign-in fields of a Graph ``signInActivity`` object; None gives three empty ones.
+
+    lastSuccessfulSignInDateTime is recorded only since December 2023, so it may be empty when the others are not.
+    """
+    activity = activity or {}
+    return {
+        "last_interactive_sign_in_at": _datetime(activity.get("lastSignInDateTime")),
+        "last_non_interactive_sign_in_at": _datetime(activity.get("lastNonInteractiveSignInDateTime")),
+        "last_successful_sign_in_at": _datetime(activity.get("lastSuccessfulSignInDateTime")),
+    }
+
+
 def user_fields_from_graph(data: dict) -> dict:
     """Return the DirectoryUser fields of the Graph properties present in ``data``."""
-    return {
+    fields = {
         field_name: convert(data[property_name])
         for property_name, (field_name, convert) in USER_PROPERTY_FIELDS.items()
         if property_name in data
     }
+    if "signInActivity" in data:
+        fields.update(sign_in_fields(data["signInActivity"]))
+    return fields
 
 
 def user_from_graph(tenant: Tenant, data: dict, synced_at) -> DirectoryUser:
     fields = {field_name: convert(None) for field_name, convert in USER_PROPERTY_FIELDS.values()}
+    fields.update(sign_in_fields(None))
     fields.update(user_fields_from_graph(data))
     return DirectoryUser(
         tenant=tenant, user_id=data["id"], is_deleted=False, deletion_reason="", synced_at=synced_at, **fields
@@ -201,9 +253,11 @@ def write_mirror(tenant: Tenant, directory: TenantDirectory, started_at) -> None
     now = timezone.now()
     write_catalog(tenant, directory)
 
-    DirectoryUser.objects.bulk_create(
+    upsert(
+        DirectoryUser,
         [user_from_graph(tenant, data, now) for data in directory.users],
-        update_conflicts=True, unique_fields=["tenant", "user_id"], update_fields=USER_FIELDS, batch_size=1000,
+        unique_fields=["tenant", "user_id"],
+        update_fields=USER_FIELDS,
     )
     seen_user_ids = {data["id"].lower() for data in directory.users}
     gone = [
@@ -213,6 +267,33 @@ def write_mirror(tenant: Tenant, directory: TenantDirectory, started_at) -> None
     DirectoryUser.objects.filter(pk__in=gone).update(is_deleted=True, synced_at=now)
 
     write_licenses(tenant, directory.users, started_at)
+    save_sign_in_availability(tenant, directory.sign_in_activity_available)
+
+
+def save_sign_in_availability(tenant: Tenant, available: bool | None) -> None:
+    """Store whether Graph returned signInActivity for the tenant; None, for users not listed, changes nothing."""
+    if available is None:
+        return
+    Tenant.objects.filter(pk=tenant.pk).update(sign_in_activity_available=available)
+    tenant.sign_in_activity_available = available
+
+
+def write_sign_in_activity(tenant: Tenant, users: list[dict]) -> None:
+    """Store the sign-in times of ``users`` that carry signInActivity, updating only the users whose times changed."""
+    activity_by_user = {
+        data["id"].lower(): sign_in_fields(data["signInActivity"]) for data in users if "signInActivity" in data
+    }
+    if not activity_by_user:
+        return
+    changed = []
+    for user in DirectoryUser.objects.filter(tenant=tenant).only("pk", "user_id", *sign_in_fields(None)):
+        fields = activity_by_user.get(str(user.user_id))
+        if fields is None or all(getattr(user, name) == value for name, value in fields.items()):
+            continue
+        for name, value in fields.items():
+            setattr(user, name, value)
+        changed.append(user)
+    DirectoryUser.objects.bulk_update(changed, list(sign_in_fields(None)), batch_size=1000)
 
 
 def write_catalog(tenant: Tenant, directory: TenantDirectory) -> None:
@@ -260,6 +341,9 @@ def write_licenses(tenant: Tenant, users: list[dict], started_at) -> None:
     user_pks = {str(key): value for key, value in user_pks.items()}
     sku_pks = {str(key): value for key, value in sku_pks.items()}
 
+    # A new row gets first_seen_at now. The upsert below leaves it, and the portal's origin and drift
+    # resolution, as they are on rows that already exist, so drift keeps the time it was first detected.
+    first_seen_at = timezone.now()
     wanted: dict[tuple[int, int, str], UserLicense] = {}
     for data in users:
         user_pk = user_pks.get(data["id"].lower())
@@ -285,6 +369,7 @@ def write_licenses(tenant: Tenant, users: list[dict], started_at) -> None:
                 error=_text(state.get("error")) or "None",
                 disabled_plans=state.get("disabledPlans") or [],
                 last_updated=_datetime(state.get("lastUpdatedDateTime")),
+                first_seen_at=first_seen_at,
             )
 
     existing = UserLicense.objects.filter(tenant=tenant).values_list(
@@ -302,9 +387,9 @@ def write_licenses(tenant: Tenant, users: list[dict], started_at) -> None:
         to_delete.append(pk)
     UserLicense.objects.filter(pk__in=to_delete).delete()
 
-    UserLicense.objects.bulk_create(
+    upsert(
+        UserLicense,
         list(wanted.values()),
-        update_conflicts=True,
         unique_fields=["user", "sku", "assigned_by_group"],
         update_fields=["state", "error", "disabled_plans", "last_updated"],
         batch_size=2000,

@@ -2,6 +2,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from .choices import SyncStatus
 from .models import SyncRun, Tenant
@@ -25,7 +26,14 @@ def sync_tenant_task(run_id: int) -> str:
     if run.status != SyncStatus.QUEUED:
         logger.info("Sync run %s of tenant %s is %s already; skipped", run_id, run.tenant.tenant_id, run.status)
         return run.status
-    return run_sync(run).status
+    run = run_sync(run)
+    if run.status == SyncStatus.SUCCEEDED:
+        # Imported here because pools builds on graphsync; a separate task keeps an alert failure from
+        # marking the sync failed.
+        from pools.alert_tasks import evaluate_tenant_alerts_task
+
+        evaluate_tenant_alerts_task.apply_async((run.tenant_id,), queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+    return run.status
 
 
 @shared_task

@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -191,10 +192,22 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Task modules that autodiscovery (which imports each app's tasks.py) does not find.
+CELERY_IMPORTS = ["pools.alert_tasks"]
 CELERY_BEAT_SCHEDULE = {
     "sync-all-tenants": {
         "task": "graphsync.tasks.sync_all_tenants_task",
         "schedule": float(os.environ.get("SYNC_INTERVAL_SECONDS", "3600")),
+    },
+    # Daily alert digests, at the hour (in TIME_ZONE) set by ALERT_DIGEST_HOUR.
+    "send-alert-digests": {
+        "task": "pools.alert_tasks.send_alert_digests_task",
+        "schedule": crontab(hour=int(os.environ.get("ALERT_DIGEST_HOUR", "7")), minute=0),
+    },
+    # Bulk jobs whose worker died resume from where they stopped.
+    "resume-stale-bulk-jobs": {
+        "task": "pools.tasks.resume_stale_bulk_jobs_task",
+        "schedule": 60.0,
     },
 }
 
@@ -212,6 +225,9 @@ GRAPH_FULL_SYNC_INTERVAL_HOURS = float(os.environ.get("GRAPH_FULL_SYNC_INTERVAL_
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "license-pools@localhost")
+# Scheme and host that e-mails put before links to the portal, e.g. https://licenses.example.com; empty
+# sends the paths alone.
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "")
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("licensepools.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("graphsync.urls")),
     path("", include("chargeback.urls")),
     path("", include("pools.urls")),
 ]

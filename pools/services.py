@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chargeback.history import close_interval, open_interval
-from graphsync.choices import LicenseState
+from graphsync.choices import LicenseOrigin, LicenseState
 from graphsync.client import GraphClient
 from graphsync.errors import GraphError
 from graphsync.models import DirectoryGroup, DirectoryUser, Sku, UserLicense
@@ -29,6 +29,7 @@ from .exceptions import AllotmentError, AssignmentRejected, GraphRejected
 from .graph_messages import describe_graph_error
 from .membership import recompute_membership
 from .models import Allotment, Pool, PoolScheme
+from .usage_location import choose_usage_location, ensure_usage_location, set_user_usage_location
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def set_allotment(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats:
         raise AllotmentError(_("An allotment cannot be negative; %(seats)s was given.") % {"seats": seats})
 
     with transaction.atomic():
-        Sku.objects.select_for_update().get(pk=sku.pk)
+        # Re-read under the lock: a sync may have changed the enabled units since the caller loaded the SKU.
+        sku = Sku.objects.select_for_update().get(pk=sku.pk)
         current = Allotment.objects.filter(pool=pool, sku=sku).first()
         before = current.seats if current else None
         if seats is not None:
@@ -110,7 +112,15 @@ def set_allotment(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats:
             target=str(pool), before={"seats": before}, after={"seats": seats},
         )
     logger.info("Allotment of %s in pool %s (tenant %s): %s -> %s", sku.part_number, pool.pk, pool.tenant_id, before, seats)
+    _evaluate_alerts(pool.pk, sku.pk)
     return allotment
+
+
+def _evaluate_alerts(pool_pk: int, sku_pk: int) -> None:
+    """Re-check the spare and stock alerts of the pool and SKU a change touched, after it commits."""
+    from .alerts import evaluate_after_commit
+
+    evaluate_after_commit(pool_pk=pool_pk, sku_pk=sku_pk)
 
 
 def _check_allotment_limits(pool: Pool, sku: Sku, seats: int) -> None:
@@ -215,12 +225,87 @@ def _precheck_assignment(user: DirectoryUser, sku: Sku) -> None:
             _("%(sku)s is %(status)s in the tenant; no new seats can be assigned. Renew the subscription first.")
             % {"sku": sku.name, "status": sku.get_capability_status_display()}
         )
-    if not user.usage_location:
-        raise AssignmentRejected(
-            _("%(user)s has no usage location, which Microsoft 365 needs before it assigns a license. Set the "
-              "user's usage location in the Microsoft 365 admin center or Entra ID, run a sync, and try again.")
-            % {"user": user.user_principal_name}
+
+
+def user_service_plans(sku: Sku) -> dict[str, dict]:
+    """Map the lower-case ids of the SKU's service plans that apply to users to Graph's plan objects."""
+    return {
+        str(plan.get("servicePlanId", "")).lower(): plan
+        for plan in sku.service_plans
+        if plan.get("servicePlanId") and (plan.get("appliesTo") or "User") == "User"
+    }
+
+
+def check_disabled_plans(sku: Sku, disabled_plans: list[str] | None) -> list[str]:
+    """Return the plan ids to send as ``disabledPlans``, lower-cased and without repeats.
+
+    Raises AssignmentRejected naming the first value that is not a user service plan of the SKU, so
+    Graph never sees it.
+    """
+    known = user_service_plans(sku)
+    chosen: list[str] = []
+    for value in disabled_plans or []:
+        plan_id = str(value).strip().lower()
+        if plan_id not in known:
+            raise AssignmentRejected(
+                _("\"%(plan)s\" is not a service plan of %(sku)s that applies to users, so it cannot be disabled. "
+                  "Choose among the service plans listed for %(sku)s, or run a sync if its plans changed recently.")
+                % {"plan": value, "sku": sku.name}
+            )
+        if plan_id not in chosen:
+            chosen.append(plan_id)
+    return chosen
+
+
+def _license_to_update(user: DirectoryUser, sku: Sku, disabled_plans: list[str] | None) -> UserLicense | None:
+    """Return the user's direct license of the SKU when the request only changes its disabled plans."""
+    if disabled_plans is None:
+        return None
+    current = UserLicense.objects.filter(user=user, sku=sku, assigned_by_group="").first()
+    if current is None or current.state == LicenseState.PENDING:
+        return None
+    if {plan.lower() for plan in current.disabled_plans} == set(disabled_plans):
+        return None  # Nothing to change: the seat check reports that the user holds it already.
+    return current
+
+
+def _update_disabled_plans(
+    *, acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser, sku: Sku, current: UserLicense,
+    disabled_plans: list[str],
+) -> UserLicense:
+    """Send assignLicense with the SKU the user holds and new disabledPlans; this takes no new seat."""
+    audit = {"acting_user": acting_user, "tenant": pool.tenant, "pool": pool, "user": user, "sku": sku}
+    before = {"skuId": str(sku.sku_id), "disabledPlans": list(current.disabled_plans)}
+    after = {"skuId": str(sku.sku_id), "disabledPlans": disabled_plans}
+    try:
+        response = GraphClient(pool.tenant).assign_license(
+            str(user.user_id), add=[{"skuId": str(sku.sku_id), "disabledPlans": disabled_plans}], remove=[]
         )
+    except GraphError as exc:
+        message = describe_graph_error(exc, user=user.user_principal_name, sku=sku.name)
+        record_event(
+            action=AuditAction.LICENSE_ASSIGNED, outcome=Outcome.FAILED, message=message, before=before, after=after,
+            graph_request_id=exc.request_id, **audit,
+        )
+        logger.warning(
+            "Changing disabled plans of %s for user %s in pool %s (tenant %s) failed in Graph: %s",
+            sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, exc,
+        )
+        raise GraphRejected(message, graph_message=exc.message, request_id=exc.request_id) from exc
+
+    with transaction.atomic():
+        current.disabled_plans = disabled_plans
+        current.last_updated = timezone.now()
+        current.save(update_fields=["disabled_plans", "last_updated"])
+        record_event(
+            action=AuditAction.LICENSE_ASSIGNED, graph_request_id=response.request_id, before=before, after=after,
+            message=_("Changed the disabled service plans; the user keeps the same seat."), **audit,
+        )
+    logger.info(
+        "Changed disabled plans of %s for user %s in pool %s (tenant %s, request-id %s)",
+        sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, response.request_id,
+    )
+    return current
 
 
 def assign_license(
@@ -228,8 +313,12 @@ def assign_license(
 ) -> UserLicense:
     """Assign a SKU to a user of the pool, within the pool's allotment and the tenant's stock.
 
-    Raises AssignmentRejected when a rule forbids it, GraphRejected when Graph refuses or fails, and
-    Http404 when the pool or user is outside the acting user's scope.
+    ``disabled_plans`` become the SKU's ``disabledPlans``; the user's other SKUs keep theirs. When the
+    user already holds the SKU directly and ``disabled_plans`` differ from its current ones, only the
+    disabled plans change and no seat is taken. A user without a usage location gets one from their
+    country or the pool's default first. Raises AssignmentRejected when a rule forbids it,
+    GraphRejected when Graph refuses or fails, and Http404 when the pool or user is outside the acting
+    user's scope.
     """
     _check_user_in_pool(acting_user, pool, user)
     if sku.tenant_id != pool.tenant_id:
@@ -238,10 +327,31 @@ def assign_license(
 
     try:
         _precheck_assignment(user, sku)
-        reservation = _reserve_seat(pool=pool, user=user, sku=sku, disabled_plans=list(disabled_plans or []))
+        plans = check_disabled_plans(sku, disabled_plans)
+        current = _license_to_update(user, sku, plans if disabled_plans is not None else None)
+        if current is None:
+            ensure_usage_location(acting_user=acting_user, pool=pool, user=user)
+            reservation = _reserve_seat(pool=pool, user=user, sku=sku, disabled_plans=plans)
     except AssignmentRejected as exc:
         record_event(action=AuditAction.LICENSE_ASSIGNED, outcome=Outcome.REJECTED, message=exc.message, **audit)
         raise
+    if current is not None:
+        return _update_disabled_plans(
+            acting_user=acting_user, pool=pool, user=user, sku=sku, current=current, disabled_plans=plans
+        )
+
+    if not user.usage_location:
+        # ensure_usage_location has checked that a choice exists.
+        try:
+            set_user_usage_location(acting_user=acting_user, pool=pool, user=user, choice=choose_usage_location(user))
+        except GraphRejected as exc:
+            with transaction.atomic():
+                reservation.delete()
+                record_event(
+                    action=AuditAction.LICENSE_ASSIGNED, outcome=Outcome.FAILED, message=exc.message,
+                    graph_request_id=exc.request_id, **audit,
+                )
+            raise
 
     try:
         response = GraphClient(pool.tenant).assign_license(
@@ -265,7 +375,10 @@ def assign_license(
         reservation.state = LicenseState.ACTIVE
         reservation.error = "None"
         reservation.last_updated = timezone.now()
-        reservation.save(update_fields=["state", "error", "last_updated"])
+        # The portal made this assignment, so it is never drift.
+        reservation.origin = LicenseOrigin.PORTAL
+        reservation.first_seen_at = reservation.first_seen_at or reservation.last_updated
+        reservation.save(update_fields=["state", "error", "last_updated", "origin", "first_seen_at"])
         open_interval(user, sku)
         record_event(
             action=AuditAction.LICENSE_ASSIGNED, graph_request_id=response.request_id,
@@ -275,6 +388,7 @@ def assign_license(
         "Assigned %s to user %s in pool %s (tenant %s, request-id %s)",
         sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, response.request_id,
     )
+    _evaluate_alerts(user.pool_id, sku.pk)
     return reservation
 
 
@@ -335,3 +449,4 @@ def revoke_license(*, acting_user: AbstractBaseUser, pool: Pool, user: Directory
         "Revoked %s from user %s in pool %s (tenant %s, request-id %s)",
         sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, response.request_id,
     )
+    _evaluate_alerts(user.pool_id, sku.pk)

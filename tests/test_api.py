@@ -299,12 +299,11 @@ def test_assign_beyond_allotment(admin_api, sales, admin, free_sku, emulated_ten
 def test_assign_graph_rejected(admin_api, sales, admin, free_sku, emulated_tenant_state):
     member = candidates(sales, free_sku)[0]
     set_allotment(acting_user=admin, pool=sales, sku=free_sku, seats=100)
-    plan = str(uuid.uuid4())
-    graph_message = f"Service plan {plan} is not part of the SKU {free_sku.sku_id}."
+    # Someone cleared the usage location in Entra ID after the last sync: the mirror still has one.
+    emulated_tenant_state.update_user(str(member.user_id), {"usageLocation": None})
+    graph_message = "License assignment cannot be done for user with invalid usage location."
 
-    response = admin_api.post(
-        licenses_url(sales, member), {"skuId": str(free_sku.sku_id), "disabledPlans": [plan]}, format="json"
-    )
+    response = admin_api.post(licenses_url(sales, member), {"skuId": str(free_sku.sku_id)}, format="json")
 
     assert response.status_code == 409
     body = response.json()
@@ -312,8 +311,30 @@ def test_assign_graph_rejected(admin_api, sales, admin, free_sku, emulated_tenan
     assert body["graph_message"] == graph_message
     assert body["graph_request_id"]
     assert body["detail"] == (
-        f"Microsoft Graph rejected the change. Graph said: {graph_message} (request ID {body['graph_request_id']})"
+        f"{member.user_principal_name} has no usage location in Microsoft 365. Set the user's usage location in the "
+        "Microsoft 365 admin center or Entra ID, run a sync, and try again. "
+        f"Graph said: {graph_message} (request ID {body['graph_request_id']})"
     )
+    assert not member.licenses.filter(sku=free_sku).exists()
+
+
+def test_assign_unknown_plan_rejected(admin_api, sales, admin, free_sku):
+    member = candidates(sales, free_sku)[0]
+    set_allotment(acting_user=admin, pool=sales, sku=free_sku, seats=100)
+    plan = str(uuid.uuid4())
+
+    response = admin_api.post(
+        licenses_url(sales, member), {"skuId": str(free_sku.sku_id), "disabledPlans": [plan]}, format="json"
+    )
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": (
+            f"\"{plan}\" is not a service plan of {free_sku.name} that applies to users, so it cannot be disabled. "
+            f"Choose among the service plans listed for {free_sku.name}, or run a sync if its plans changed recently."
+        ),
+        "code": "rejected",
+    }
     assert not member.licenses.filter(sku=free_sku).exists()
 
 

@@ -139,20 +139,6 @@ def test_pool_without_allotment_rejected(synced_tenant, pool, sku, manager):
     assert "0 allotted" in caught.value.message
 
 
-def test_missing_usage_location_rejected_before_graph(synced_tenant, admin, pool, sku, manager):
-    allot_spare(admin, pool, sku, 1)
-    user = pool.members_queryset().filter(usage_location="").exclude(licenses__sku=sku).first()
-    assert user is not None, "the generated tenant should have users without a usage location"
-
-    with pytest.raises(AssignmentRejected) as caught:
-        assign_license(acting_user=manager, pool=pool, user=user, sku=sku)
-
-    assert caught.value.message == (
-        f"{user.user_principal_name} has no usage location, which Microsoft 365 needs before it assigns a license. "
-        "Set the user's usage location in the Microsoft 365 admin center or Entra ID, run a sync, and try again."
-    )
-
-
 def test_revoking_group_license_names_group(synced_tenant, pool, manager):
     inherited = UserLicense.objects.filter(tenant=synced_tenant, user__pool=pool).exclude(assigned_by_group="")
     inherited = inherited.exclude(user__licenses__assigned_by_group="").first()

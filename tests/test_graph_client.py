@@ -325,3 +325,13 @@ def test_client_429_sets_shared_resume_time(emulator, client, monkeypatch):
     resume_ms = redis.Redis.from_url(url).get(throttle.RESUME_KEY.format(tenant_id=client.throttle_key))
     assert resume_ms is not None
     assert int(resume_ms) / 1000 >= started + 1.4
+
+
+def test_revoked_token_is_replaced_once(synced_tenant, emulator):
+    client = GraphClient(synced_tenant)
+    client.get("subscribedSkus")
+    emulator.app.tokens.expire_all()
+
+    body = client.get("subscribedSkus")
+
+    assert body["value"]

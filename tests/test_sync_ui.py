@@ -1,0 +1,89 @@
+"""Live sync progress and SKU name overrides in the web UI."""
+import pytest
+from django.utils import timezone
+
+from graphsync.models import Sku, SyncRun
+from pools.choices import AuditAction
+from pools.models import AuditEvent
+
+PASSWORD = "correct-horse-42"
+
+
+@pytest.fixture
+def admin_client(client, make_portal_user, synced_tenant):
+    admin = make_portal_user("admin", role="tenant_admin", tenant=synced_tenant)
+    client.force_login(admin)
+    return client
+
+
+def test_progress_shows_pages_and_users(admin_client, synced_tenant):
+    previous = synced_tenant.sync_runs.get()
+    run = SyncRun.objects.create(
+        tenant=synced_tenant, status="running", started_at=timezone.now(), pages_count=2, users_count=40
+    )
+
+    response = admin_client.get(f"/sync-runs/{run.pk}/status/")
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f'hx-get="/sync-runs/{run.pk}/status/"' in body
+    assert f'<progress value="40" max="{previous.users_count}"' in body
+    assert "2 pages, 40 users so far" in body
+
+
+def test_progress_stops_polling_when_finished(admin_client, synced_tenant):
+    run = synced_tenant.sync_runs.get()
+
+    response = admin_client.get(f"/sync-runs/{run.pk}/status/")
+
+    body = response.content.decode()
+    assert "hx-get" not in body
+    assert "Succeeded" in body
+
+
+def test_progress_hidden_from_pool_manager(client, make_portal_user, synced_tenant):
+    from pools.models import Pool
+
+    pool = Pool.objects.get(tenant=synced_tenant, is_unassigned=True)
+    client.force_login(make_portal_user("manager", role="pool_manager", pool=pool))
+    run = synced_tenant.sync_runs.get()
+
+    assert client.get(f"/sync-runs/{run.pk}/status/").status_code == 404
+    assert client.get(f"/tenants/{synced_tenant.pk}/sku-names/").status_code == 404
+
+
+def test_sku_name_override(admin_client, synced_tenant):
+    sku = Sku.objects.get(tenant=synced_tenant, part_number="SPE_E3")
+
+    response = admin_client.post(
+        f"/tenants/{synced_tenant.pk}/sku-names/", {"sku": sku.pk, "name_override": "E3 (staff)"}, follow=True
+    )
+
+    sku.refresh_from_db()
+    assert sku.name == "E3 (staff)"
+    assert "SPE_E3 is now shown as E3 (staff)." in response.content.decode()
+    event = AuditEvent.objects.get(action=AuditAction.SKU_RENAMED)
+    assert event.before == {"name": "Microsoft 365 E3"}
+    assert event.after == {"name": "E3 (staff)"}
+
+
+def test_sku_name_cleared_falls_back(admin_client, synced_tenant):
+    sku = Sku.objects.get(tenant=synced_tenant, part_number="SPE_E3")
+    sku.name_override = "Old name"
+    sku.save()
+
+    admin_client.post(f"/tenants/{synced_tenant.pk}/sku-names/", {"sku": sku.pk, "name_override": ""})
+
+    sku.refresh_from_db()
+    assert sku.name == "Microsoft 365 E3"
+
+
+def test_unknown_sku_marked_unmapped(admin_client, synced_tenant):
+    Sku.objects.create(
+        tenant=synced_tenant, sku_id="00000000-0000-4000-8000-00000000beef", part_number="BRAND_NEW_SKU"
+    )
+
+    body = admin_client.get(f"/tenants/{synced_tenant.pk}/sku-names/").content.decode()
+
+    assert "BRAND_NEW_SKU" in body
+    assert "<mark>unmapped</mark>" in body
