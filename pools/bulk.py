@@ -38,7 +38,7 @@ from .audit import record_event
 from .choices import AuditAction, BulkItemStatus, BulkJobKind, BulkJobStatus, Outcome
 from .exceptions import AssignmentRejected, GraphRejected, PoolsError
 from .models import AuditEvent, BulkJob, BulkJobItem, Pool
-from .services import assign_license, check_disabled_plans, revoke_license
+from .services import assign_license, check_disabled_plans, release_unit, revoke_license, take_unit
 
 logger = logging.getLogger(__name__)
 
@@ -587,13 +587,14 @@ def _reconcile_assignment(job: BulkJob, item: BulkJobItem, user: DirectoryUser, 
         # have its reservation removed too; its activation then fails instead of double-counting a seat.
         with transaction.atomic():
             if direct is not None and direct.state == LicenseState.PENDING:
-                direct.delete()
+                release_unit(direct)
             BulkJobItem.objects.filter(pk=item.pk).update(status=BulkItemStatus.PENDING, user=user)
         logger.info("Bulk job %s: %s was not assigned in Graph; it will be processed again", job.pk, user.user_id)
         return
 
     with transaction.atomic():
         if direct is None:
+            take_unit(user, job.sku)
             UserLicense.objects.create(
                 tenant=job.tenant, user=user, sku=job.sku, assigned_by_group="", state=LicenseState.ACTIVE,
                 disabled_plans=list(job.disabled_plans), last_updated=timezone.now(),
@@ -626,7 +627,7 @@ def _reconcile_revocation(job: BulkJob, item: BulkJobItem, user: DirectoryUser, 
     with transaction.atomic():
         direct = UserLicense.objects.filter(user=user, sku=job.sku, assigned_by_group="").first()
         if direct is not None:
-            direct.delete()
+            release_unit(direct)
             if not UserLicense.objects.filter(user=user, sku=job.sku).exclude(state="Error").exists():
                 close_interval(user, job.sku)
             record_event(

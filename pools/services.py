@@ -9,7 +9,7 @@ import logging
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -169,10 +169,34 @@ def _check_allotment_limits(pool: Pool, sku: Sku, seats: int) -> None:
 
 
 def _check_user_in_pool(acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser) -> None:
-    if not scoping.pools_for(acting_user, Action.ASSIGN).filter(pk=pool.pk).exists():
+    if not scoping.can_on_pool(acting_user, Action.ASSIGN, pool):
         raise Http404("No such pool.")
     if user.tenant_id != pool.tenant_id or user.is_deleted or user.pool_id not in pool.subtree_ids():
         raise Http404("No such user in this pool.")
+
+
+def occupies_seat(user: DirectoryUser, sku: Sku) -> bool:
+    """Tell whether the user uses a unit of the SKU: directly, through a group, or by a pending reservation."""
+    return UserLicense.objects.filter(user=user, sku=sku).exclude(state__in=stock.SEAT_FREE_STATES).exists()
+
+
+def take_unit(user: DirectoryUser, sku: Sku) -> None:
+    """Count a unit of the SKU as consumed unless the user already uses one; call before adding their row.
+
+    ``Sku.consumed_units`` is Graph's count from the last sync, kept current between syncs by the
+    portal's own changes under the SKU row lock, so checking the tenant's stock needs no count query.
+    NOTE: an assignment that completes while a sync is between reading Graph and writing the mirror
+    is missing from the count until the next sync; Graph itself still rejects a tenant that is full.
+    """
+    if not occupies_seat(user, sku):
+        Sku.objects.filter(pk=sku.pk).update(consumed_units=F("consumed_units") + 1)
+
+
+def release_unit(license: UserLicense) -> None:
+    """Delete a reservation or direct license row, and return its unit unless the user still uses one."""
+    license.delete()
+    if not occupies_seat(license.user, license.sku):
+        Sku.objects.filter(pk=license.sku_id, consumed_units__gt=0).update(consumed_units=F("consumed_units") - 1)
 
 
 def _reserve_seat(*, pool: Pool, user: DirectoryUser, sku: Sku, disabled_plans: list[str]) -> UserLicense:
@@ -200,14 +224,15 @@ def _reserve_seat(*, pool: Pool, user: DirectoryUser, sku: Sku, disabled_plans: 
                     % {"pool": str(level_pool), "sku": sku.name, "seats": seats, "used": used, "spare": seats - used}
                 )
 
-        tenant_used = stock.holders(pool.tenant, sku)
-        if tenant_used + 1 > sku.enabled_units:
+        # A user who already gets the SKU from a group uses no further unit for a direct assignment.
+        if not occupies_seat(user, sku) and sku.consumed_units + 1 > sku.enabled_units:
             raise AssignmentRejected(
                 _("The tenant has no free seat of %(sku)s: %(enabled)s enabled units, %(used)s in use. Buy more seats "
                   "in the Microsoft 365 admin center, then run a sync.")
-                % {"sku": sku.name, "enabled": sku.enabled_units, "used": tenant_used}
+                % {"sku": sku.name, "enabled": sku.enabled_units, "used": sku.consumed_units}
             )
 
+        take_unit(user, sku)
         return UserLicense.objects.create(
             tenant=pool.tenant, user=user, sku=sku, assigned_by_group="", state=LicenseState.PENDING,
             disabled_plans=disabled_plans, reserved_at=timezone.now(),
@@ -346,7 +371,7 @@ def assign_license(
             set_user_usage_location(acting_user=acting_user, pool=pool, user=user, choice=choose_usage_location(user))
         except GraphRejected as exc:
             with transaction.atomic():
-                reservation.delete()
+                release_unit(reservation)
                 record_event(
                     action=AuditAction.LICENSE_ASSIGNED, outcome=Outcome.FAILED, message=exc.message,
                     graph_request_id=exc.request_id, **audit,
@@ -360,7 +385,7 @@ def assign_license(
     except GraphError as exc:
         message = describe_graph_error(exc, user=user.user_principal_name, sku=sku.name)
         with transaction.atomic():
-            reservation.delete()
+            release_unit(reservation)
             record_event(
                 action=AuditAction.LICENSE_ASSIGNED, outcome=Outcome.FAILED, message=message,
                 graph_request_id=exc.request_id, **audit,
@@ -438,7 +463,8 @@ def revoke_license(*, acting_user: AbstractBaseUser, pool: Pool, user: Directory
         raise GraphRejected(message, graph_message=exc.message, request_id=exc.request_id) from exc
 
     with transaction.atomic():
-        direct.delete()
+        Sku.objects.select_for_update().get(pk=sku.pk)
+        release_unit(direct)
         if not UserLicense.objects.filter(user=user, sku=sku).exclude(state="Error").exists():
             close_interval(user, sku)
         record_event(

@@ -332,3 +332,47 @@ def test_concurrent_assignments_never_exceed_spare(require_postgresql, emulator,
     assert in_mirror.count() == 5
     assert {item.user_id for item in in_mirror} == {user.pk for user in in_graph}
     assert UserLicense.objects.filter(sku=sku).values("user_id").distinct().count() == holders_before + 5
+
+
+def test_consumed_units_follow_assign_and_revoke(emulator, synced_tenant, admin, pool, sku, manager):
+    allot_spare(admin, pool, sku, 1)
+    user = eligible_users(pool, sku, 1)[0]
+    graph_consumed = emulator.state(str(synced_tenant.tenant_id)).consumed_units(str(sku.sku_id))
+    sku.refresh_from_db()
+    assert sku.consumed_units == graph_consumed
+
+    assign_license(acting_user=manager, pool=pool, user=user, sku=sku)
+    sku.refresh_from_db()
+    assert sku.consumed_units == graph_consumed + 1
+
+    revoke_license(acting_user=manager, pool=pool, user=user, sku=sku)
+    sku.refresh_from_db()
+    assert sku.consumed_units == graph_consumed
+
+
+def test_tenant_without_free_unit_rejected(synced_tenant, admin, pool, sku, manager):
+    allot_spare(admin, pool, sku, 1)
+    user = eligible_users(pool, sku, 1)[0]
+    Sku.objects.filter(pk=sku.pk).update(enabled_units=sku.consumed_units)
+    sku.refresh_from_db()
+
+    with pytest.raises(AssignmentRejected) as caught:
+        assign_license(acting_user=manager, pool=pool, user=user, sku=sku)
+
+    assert caught.value.message == (
+        f"The tenant has no free seat of Microsoft 365 E3: {sku.enabled_units} enabled units, {sku.consumed_units} in "
+        "use. Buy more seats in the Microsoft 365 admin center, then run a sync."
+    )
+
+
+def test_failed_assignment_returns_unit(emulator, synced_tenant, admin, pool, sku, manager):
+    allot_spare(admin, pool, sku, 1)
+    user = eligible_users(pool, sku, 1)[0]
+    control(emulator, "DELETE", f"tenants/{synced_tenant.tenant_id}/users/{user.user_id}")
+    sku.refresh_from_db()
+    before = sku.consumed_units
+
+    expect_graph_rejection(manager, pool, user, sku)
+
+    sku.refresh_from_db()
+    assert sku.consumed_units == before

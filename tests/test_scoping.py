@@ -12,7 +12,7 @@ from conftest import sync_now
 from graphsync.models import DirectoryUser, Sku, Tenant, UserLicense
 from pools.models import Allotment, AuditEvent, Pool
 from pools.services import set_allotment, set_scheme
-from rbac.choices import Role
+from rbac.choices import Action, Role
 
 FREE_SKU = "FLOW_FREE"
 NOT_AUTHENTICATED = {"detail": "Authentication credentials were not provided."}
@@ -264,3 +264,26 @@ def test_anonymous_rejected(setup):
         assert response.status_code == 403, (method, url)
         assert response.json() == NOT_AUTHENTICATED, (method, url)
     assert held_in_emulator(setup["server"], setup["x"], setup["b_holder"], setup["sku"])
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_can_on_pool_matches_pools_for(action, make_portal_user, synced_tenant):
+    from rbac.scoping import can_on_pool, pools_for
+
+    admin = make_portal_user("scheme-admin", role="tenant_admin", tenant=synced_tenant)
+    set_scheme(acting_user=admin, tenant=synced_tenant, level1_attribute="country", level2_attribute="department")
+    parent = Pool.objects.filter(tenant=synced_tenant, parent=None, children__isnull=False).first()
+    child = parent.children.first()
+    users = [
+        admin,
+        make_portal_user("parent-manager", role="pool_manager", pool=parent),
+        make_portal_user("child-operator", role="license_operator", pool=child),
+        make_portal_user("finance-wide", role="finance", tenant=synced_tenant),
+        make_portal_user("auditor-wide", role="auditor", tenant=synced_tenant),
+        make_portal_user("nobody"),
+    ]
+
+    for user in users:
+        expected = set(pools_for(user, action).values_list("pk", flat=True))
+        actual = {pool.pk for pool in Pool.objects.filter(tenant=synced_tenant) if can_on_pool(user, action, pool)}
+        assert actual == expected, user.username
