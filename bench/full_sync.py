@@ -55,7 +55,7 @@ def bare_fetch(endpoint: dict) -> tuple[float, int]:
     import msal
     import requests
 
-    from graphsync.sync import PAGE_SIZE, USER_SELECT
+    from graphsync.sync import PAGE_SIZE, SIGN_IN_PAGE_SIZE, SIGN_IN_SELECT, USER_SELECT
 
     tenant = endpoint["tenants"][0]
     session = requests.Session()
@@ -67,7 +67,12 @@ def bare_fetch(endpoint: dict) -> tuple[float, int]:
         authority=f"{endpoint['base_url']}/{tenant['tenantId']}", http_client=session, instance_discovery=False,
     )
     token = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])["access_token"]
-    url, params, count = f"{endpoint['base_url']}/v1.0/users", {"$select": USER_SELECT, "$top": PAGE_SIZE}, 0
+    # The same listing as the sync: with signInActivity (pages of 500) where the tenant returns it.
+    url, count = f"{endpoint['base_url']}/v1.0/users", 0
+    params = {"$select": f"{USER_SELECT},{SIGN_IN_SELECT}", "$top": min(PAGE_SIZE, SIGN_IN_PAGE_SIZE)}
+    probe = session.get(url, params={**params, "$top": 1}, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    if probe.status_code == 403:
+        params = {"$select": USER_SELECT, "$top": PAGE_SIZE}
     while url:
         body = session.get(url, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=60).json()
         count += len(body["value"])

@@ -49,7 +49,7 @@ def _converter(field: models.Field):
 
 def upsert(
     model: type[models.Model],
-    objects: Sequence[models.Model],
+    objects: Sequence[models.Model | dict],
     *,
     unique_fields: Sequence[str],
     update_fields: Sequence[str],
@@ -58,11 +58,14 @@ def upsert(
     """Insert ``objects``, updating only ``update_fields`` of rows that already match ``unique_fields``.
 
     New rows get every field of their object; existing rows keep the fields not in ``update_fields``
-    (such as when a license was first seen).
+    (such as when a license was first seen). ``objects`` are model instances, or dicts keyed by field
+    attribute names (``tenant_id`` for a foreign key), which skip building a model instance per row;
+    fields a dict leaves out get their default.
     """
     if not objects:
         return
     if connection.vendor != "postgresql":
+        objects = [model(**obj) if isinstance(obj, dict) else obj for obj in objects]
         model.objects.bulk_create(
             objects, update_conflicts=True, unique_fields=unique_fields, update_fields=update_fields, batch_size=batch_size
         )
@@ -77,10 +80,13 @@ def upsert(
     column_list = ", ".join(connection.ops.quote_name(column) for column in columns)
 
     converters = [(attname, _converter(field)) for field, attname in zip(fields, attnames)]
+    defaults = {attname: field.get_default() for field, attname in zip(fields, attnames)}
     buffer = io.StringIO()
     for obj in objects:
-        values = obj.__dict__
-        buffer.write("\t".join([convert(values[attname]) for attname, convert in converters]))
+        values = obj if isinstance(obj, dict) else obj.__dict__
+        buffer.write(
+            "\t".join([convert(values.get(attname, defaults[attname])) for attname, convert in converters])
+        )
         buffer.write("\n")
     buffer.seek(0)
 

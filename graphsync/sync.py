@@ -206,13 +206,19 @@ def user_fields_from_graph(data: dict) -> dict:
     return fields
 
 
-def user_from_graph(tenant: Tenant, data: dict, synced_at) -> DirectoryUser:
+def user_row_from_graph(tenant: Tenant, data: dict, synced_at) -> dict:
+    """Return a DirectoryUser's field values, keyed by attribute name, from a Graph user object."""
     fields = {field_name: convert(None) for field_name, convert in USER_PROPERTY_FIELDS.values()}
     fields.update(sign_in_fields(None))
     fields.update(user_fields_from_graph(data))
-    return DirectoryUser(
-        tenant=tenant, user_id=data["id"], is_deleted=False, deletion_reason="", synced_at=synced_at, **fields
-    )
+    return {
+        "tenant_id": tenant.pk, "user_id": data["id"], "is_deleted": False, "deletion_reason": "",
+        "synced_at": synced_at, **fields,
+    }
+
+
+def user_from_graph(tenant: Tenant, data: dict, synced_at) -> DirectoryUser:
+    return DirectoryUser(**user_row_from_graph(tenant, data, synced_at))
 
 
 def sku_from_graph(tenant: Tenant, data: dict) -> Sku:
@@ -255,7 +261,7 @@ def write_mirror(tenant: Tenant, directory: TenantDirectory, started_at) -> None
 
     upsert(
         DirectoryUser,
-        [user_from_graph(tenant, data, now) for data in directory.users],
+        [user_row_from_graph(tenant, data, now) for data in directory.users],
         unique_fields=["tenant", "user_id"],
         update_fields=USER_FIELDS,
     )
@@ -344,7 +350,7 @@ def write_licenses(tenant: Tenant, users: list[dict], started_at) -> None:
     # A new row gets first_seen_at now. The upsert below leaves it, and the portal's origin and drift
     # resolution, as they are on rows that already exist, so drift keeps the time it was first detected.
     first_seen_at = timezone.now()
-    wanted: dict[tuple[int, int, str], UserLicense] = {}
+    wanted: dict[tuple[int, int, str], dict] = {}
     for data in users:
         user_pk = user_pks.get(data["id"].lower())
         if user_pk is None:
@@ -360,17 +366,17 @@ def write_licenses(tenant: Tenant, users: list[dict], started_at) -> None:
                 )
                 continue
             source = (state.get("assignedByGroup") or "").lower()
-            wanted[(user_pk, sku_pk, source)] = UserLicense(
-                tenant=tenant,
-                user_id=user_pk,
-                sku_id=sku_pk,
-                assigned_by_group=source,
-                state=_text(state.get("state")) or LicenseState.ACTIVE,
-                error=_text(state.get("error")) or "None",
-                disabled_plans=state.get("disabledPlans") or [],
-                last_updated=_datetime(state.get("lastUpdatedDateTime")),
-                first_seen_at=first_seen_at,
-            )
+            wanted[(user_pk, sku_pk, source)] = {
+                "tenant_id": tenant.pk,
+                "user_id": user_pk,
+                "sku_id": sku_pk,
+                "assigned_by_group": source,
+                "state": _text(state.get("state")) or LicenseState.ACTIVE,
+                "error": _text(state.get("error")) or "None",
+                "disabled_plans": state.get("disabledPlans") or [],
+                "last_updated": _datetime(state.get("lastUpdatedDateTime")),
+                "first_seen_at": first_seen_at,
+            }
 
     existing = UserLicense.objects.filter(tenant=tenant).values_list(
         "pk", "user_id", "sku_id", "assigned_by_group", "state", "reserved_at"
