@@ -96,6 +96,12 @@ class DeltaState(models.Model):
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="delta_state", verbose_name=_("tenant"))
     users_delta_link = models.TextField(_("users delta link"), blank=True)
+    licenses_listed_at = models.DateTimeField(
+        _("every user's licenses last listed at"),
+        null=True,
+        blank=True,
+        help_text=_("When a sync last read the licenses and sign-in activity of every user, not only changed ones."),
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:

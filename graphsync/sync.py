@@ -332,14 +332,19 @@ def write_catalog(tenant: Tenant, directory: TenantDirectory) -> None:
     DirectoryGroup.objects.filter(tenant=tenant).exclude(group_id__in=[data["id"] for data in directory.groups]).delete()
 
 
-def save_delta_link(tenant: Tenant, link: str) -> None:
-    DeltaState.objects.update_or_create(tenant=tenant, defaults={"users_delta_link": link})
+def save_delta_link(tenant: Tenant, link: str, *, licenses_listed: bool = True) -> None:
+    """Store the users delta link and, when this run listed every user's licenses, the time it did."""
+    defaults = {"users_delta_link": link}
+    if licenses_listed:
+        defaults["licenses_listed_at"] = timezone.now()
+    DeltaState.objects.update_or_create(tenant=tenant, defaults=defaults)
 
 
-def write_licenses(tenant: Tenant, users: list[dict], started_at) -> None:
+def write_licenses(tenant: Tenant, users: list[dict], started_at, *, only_listed_users: bool = False) -> None:
     """Make the tenant's UserLicense rows match the ``licenseAssignmentStates`` of ``users``.
 
-    ``users`` lists every user Graph returned; rows of other users are removed. Rows the portal
+    ``users`` lists every user Graph returned and rows of other users are removed, unless
+    ``only_listed_users`` is set: then only the rows of the listed users change. Rows the portal
     reserved or confirmed after this run began are kept: Graph was read before they were made.
     """
     user_pks = dict(DirectoryUser.objects.filter(tenant=tenant).values_list("user_id", "pk"))
@@ -378,7 +383,10 @@ def write_licenses(tenant: Tenant, users: list[dict], started_at) -> None:
                 "first_seen_at": first_seen_at,
             }
 
-    existing = UserLicense.objects.filter(tenant=tenant).values_list(
+    existing = UserLicense.objects.filter(tenant=tenant)
+    if only_listed_users:
+        existing = existing.filter(user_id__in=[user_pks[data["id"].lower()] for data in users if data["id"].lower() in user_pks])
+    existing = existing.values_list(
         "pk", "user_id", "sku_id", "assigned_by_group", "state", "reserved_at"
     )
     stale_before = started_at - STALE_RESERVATION_AGE
@@ -502,7 +510,9 @@ def refresh_planner_statistics() -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
-def write_in_transaction(tenant: Tenant, write: Callable[[], None], users_delta_link: str) -> None:
+def write_in_transaction(
+    tenant: Tenant, write: Callable[[], None], users_delta_link: str, *, licenses_listed: bool = True
+) -> None:
     """Run ``write``, then recompute pools and license history and store the delta link, in one transaction."""
     # Imported here because pools and chargeback build on graphsync's models.
     from chargeback.history import record_license_history
@@ -514,7 +524,7 @@ def write_in_transaction(tenant: Tenant, write: Callable[[], None], users_delta_
         write()
         recompute_membership(tenant)
         record_license_history(tenant)
-        save_delta_link(tenant, users_delta_link)
+        save_delta_link(tenant, users_delta_link, licenses_listed=licenses_listed)
         Tenant.objects.filter(pk=tenant.pk).update(last_synced_at=timezone.now())
 
 

@@ -222,6 +222,9 @@ GRAPH_THROTTLE_UNITS_PER_SECOND = float(os.environ.get("GRAPH_THROTTLE_UNITS_PER
 GRAPH_THROTTLE_BURST_UNITS = float(os.environ.get("GRAPH_THROTTLE_BURST_UNITS", "350"))
 # Scheduled syncs are incremental, with a full sync once this many hours have passed since the last one.
 GRAPH_FULL_SYNC_INTERVAL_HOURS = float(os.environ.get("GRAPH_FULL_SYNC_INTERVAL_HOURS", "24"))
+# Incremental syncs read the licenses of the users the delta reports; every this many minutes one also
+# lists every user's licenses and sign-in activity, which the users delta does not report.
+GRAPH_LICENSE_LISTING_INTERVAL_MINUTES = float(os.environ.get("GRAPH_LICENSE_LISTING_INTERVAL_MINUTES", "60"))
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "license-pools@localhost")

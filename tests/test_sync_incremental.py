@@ -23,7 +23,7 @@ from graphsync.locks import SYNC_LOCK_NAMESPACE
 from graphsync.models import DeltaState, DirectoryUser, SyncRun
 from graphsync.sync import run_sync
 from graphsync.tasks import sync_all_tenants_task
-from graphsync.testing import clear_throttle_state, control, emulator_snapshot, expected_mirror, mirror_state, set_faults
+from graphsync.testing import GraphTraffic, clear_throttle_state, control, emulator_snapshot, expected_mirror, mirror_state, set_faults
 
 from conftest import port_open, require, sync_now
 
@@ -156,7 +156,10 @@ def test_incremental_applies_changes(synced_tenant, emulator, emulator_snapshot)
     assert created.pool is not None
 
 
-def test_incremental_refreshes_group_licenses(synced_tenant, emulator, emulator_snapshot):
+def test_incremental_refreshes_group_licenses(synced_tenant, emulator, emulator_snapshot, settings):
+    # Group membership changes reach a user's licenseAssignmentStates without a delta entry, so this
+    # needs the listing of every user's licenses.
+    settings.GRAPH_LICENSE_LISTING_INTERVAL_MINUTES = 0
     user_id = add_to_licensed_group(emulator, str(synced_tenant.tenant_id), emulator_snapshot)
     if user_id is None:
         pytest.fail("the generated tenant should have a group that assigns licenses")
@@ -203,7 +206,8 @@ def test_expired_delta_link_runs_full(synced_tenant, emulator, emulator_snapshot
 
 
 @pytest.mark.parametrize("kind", [SyncKind.FULL, SyncKind.INCREMENTAL])
-def test_failing_page_keeps_mirror(synced_tenant, emulator, emulator_snapshot, small_pages, kind):
+def test_failing_page_keeps_mirror(synced_tenant, emulator, emulator_snapshot, small_pages, kind, settings):
+    settings.GRAPH_LICENSE_LISTING_INTERVAL_MINUTES = 0
     make_directory_changes(emulator, str(synced_tenant.tenant_id), emulator_snapshot)
     before = mirror_state(synced_tenant)
     link_before = DeltaState.objects.get(tenant=synced_tenant).users_delta_link
@@ -471,3 +475,25 @@ def test_sync_tenant_command_prints_progress(tenant, small_pages):
     call_command("sync_tenant", str(tenant.tenant_id), stdout=out)
 
     assert "incremental sync succeeded" in out.getvalue().splitlines()[-1]
+
+
+def test_incremental_reads_only_changed_licenses(synced_tenant, emulator, emulator_snapshot, settings):
+    settings.GRAPH_LICENSE_LISTING_INTERVAL_MINUTES = 60
+    changed = next(
+        user for user in emulator_snapshot["users"]
+        if user.get("usageLocation") and not user.get("assignedLicenses") and user.get("accountEnabled", True)
+    )
+    sku = next(item for item in emulator_snapshot["subscribedSkus"] if item["skuPartNumber"] == "EXCHANGESTANDARD")
+    control(emulator, "POST", f"tenants/{synced_tenant.tenant_id}/users/{changed['id']}/licenses",
+            {"addLicenses": [{"skuId": sku["skuId"], "disabledPlans": []}], "removeLicenses": []})
+    traffic = GraphTraffic(emulator)
+
+    run = run_sync(SyncRun.objects.create(tenant=synced_tenant, kind=SyncKind.INCREMENTAL))
+
+    assert run.status == SyncStatus.SUCCEEDED
+    assert run.kind == SyncKind.INCREMENTAL
+    user = DirectoryUser.objects.get(tenant=synced_tenant, user_id=changed["id"])
+    assert user.licenses.filter(sku__sku_id=sku["skuId"]).exists()
+    traffic.close()
+    assert traffic.paths["users"] == 0, "no listing of every user"
+    assert traffic.paths[f"users/{changed['id']}"] == 1, "the changed user's licenses read through $batch"
