@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+EMULATOR_PORT ?= 8443
 
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/licensepools
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
@@ -33,10 +34,10 @@ chromium:
 	fi
 
 run: install
-	$(PY) manage.py run_demo --host $(HOST) --port $(PORT)
+	$(PY) manage.py run_demo --host $(HOST) --port $(PORT) --emulator-port $(EMULATOR_PORT)
 
 emulator: install
-	$(PY) -m graphsync.emulator serve --demo --state-dir var/emulator
+	$(PY) -m graphsync.emulator serve --demo --state-dir var/emulator --port $(EMULATOR_PORT)
 
 test: install chromium
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \

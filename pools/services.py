@@ -89,6 +89,17 @@ def set_allotment(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats:
     """
     if not scoping.can_administer_tenant(acting_user, pool.tenant) or sku.tenant_id != pool.tenant_id:
         raise Http404("No such pool.")
+    try:
+        return _set_allotment(acting_user=acting_user, pool=pool, sku=sku, seats=seats)
+    except AllotmentError as exc:
+        record_event(
+            acting_user=acting_user, action=AuditAction.ALLOTMENT_CHANGED, outcome=Outcome.REJECTED,
+            tenant=pool.tenant, pool=pool, sku=sku, target=str(pool), after={"seats": seats}, message=exc.message,
+        )
+        raise
+
+
+def _set_allotment(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats: int | None) -> Allotment | None:
     if seats is not None and seats < 0:
         raise AllotmentError(_("An allotment cannot be negative; %(seats)s was given.") % {"seats": seats})
 

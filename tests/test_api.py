@@ -428,3 +428,13 @@ def test_sync_after_assignment_keeps_interval(admin_api, synced_tenant, sales, a
     assert intervals.count() == 1
     assert intervals.get().ended_at is None
     assert intervals.get().pool == sales
+
+
+def test_api_docs_served_without_cdn(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("reader"))
+
+    body = client.get("/api/docs/").content.decode()
+
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in body
+    assert "cdn." not in body
+    assert "https://" not in body

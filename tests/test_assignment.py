@@ -376,3 +376,15 @@ def test_failed_assignment_returns_unit(emulator, synced_tenant, admin, pool, sk
 
     sku.refresh_from_db()
     assert sku.consumed_units == before
+
+
+def test_rejected_allotment_audited(synced_tenant, admin, pool, sku):
+    from pools.exceptions import AllotmentError
+
+    with pytest.raises(AllotmentError) as caught:
+        set_allotment(acting_user=admin, pool=pool, sku=sku, seats=sku.enabled_units + 1)
+
+    event = AuditEvent.objects.filter(action=AuditAction.ALLOTMENT_CHANGED).latest("pk")
+    assert event.outcome == Outcome.REJECTED
+    assert event.message == caught.value.message
+    assert event.after == {"seats": sku.enabled_units + 1}

@@ -386,3 +386,20 @@ def test_sync_now_runs_in_worker(client, synced_tenant, make_portal_user, celery
     assert run.users_count == 60
     page = client.get(reverse("pools:tenant", kwargs={"tenant_pk": synced_tenant.pk}))
     assert '<td class="sync-succeeded">Succeeded</td>' in page.content.decode()
+
+
+def test_audit_page_shows_before_and_after(client, make_portal_user, synced_tenant):
+    from pools.audit import record_event
+    from pools.choices import AuditAction
+
+    admin = make_portal_user("audit-admin", role="tenant_admin", tenant=synced_tenant)
+    record_event(
+        acting_user=admin, action=AuditAction.ALLOTMENT_CHANGED, tenant=synced_tenant, target="Sales",
+        before={"seats": 3}, after={"seats": 5},
+    )
+    client.force_login(admin)
+
+    body = client.get(f"/tenants/{synced_tenant.pk}/audit/").content.decode()
+
+    assert "<code>{&#x27;seats&#x27;: 3}</code>" in body
+    assert "<code>{&#x27;seats&#x27;: 5}</code>" in body

@@ -7,10 +7,10 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -37,6 +37,20 @@ DEMO_ACCOUNTS = [
 ]
 
 
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run the portal with a demo tenant served by the Graph emulator (the embedded default)."
 
@@ -47,8 +61,17 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="Prepare everything, print, and exit.")
 
     def handle(self, *args, host, port, emulator_port, no_serve, **options):
+        if not no_serve and not port_free(host, port):
+            raise CommandError(f"Port {port} on {host} is in use. Choose another with PORT=8001 make run (--port).")
+        if not port_free("127.0.0.1", emulator_port):
+            raise CommandError(
+                f"Port {emulator_port} for the Graph emulator is in use, perhaps by an emulator an earlier run left "
+                f"behind. Stop it, or choose another port with EMULATOR_PORT=8444 make run (--emulator-port)."
+            )
         call_command("migrate", interactive=False, verbosity=0)
         emulator, endpoint = self.start_emulator(emulator_port)
+        # SIGTERM (kill, systemd, docker stop) must also stop the emulator, as Ctrl+C does.
+        signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
         try:
             tenant = self.connect_demo_tenant(endpoint)
             self.stdout.write("Syncing the demo tenant from the emulator…")
@@ -59,6 +82,8 @@ class Command(BaseCommand):
             self.print_sign_in(host, port, tenant, run, password)
             if not no_serve:
                 call_command("runserver", f"{host}:{port}", use_reloader=False)
+        except KeyboardInterrupt:
+            self.stdout.write("Stopping.")
         finally:
             emulator.send_signal(signal.SIGTERM)
             emulator.wait(timeout=10)
@@ -173,5 +198,5 @@ class Command(BaseCommand):
             lines.append(f"  {username:<8} ({label}{scope})  password: {password}")
         if os.environ.get("DEMO_PASSWORD"):
             lines.append("  (password from DEMO_PASSWORD)")
-        lines.append("Stop with Ctrl+C.")
+        lines.append("Stop with Ctrl+C; the emulator stops with the portal and starts from the demo data next time.")
         self.stdout.write("\n".join(lines) + "\n")
