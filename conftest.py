@@ -208,8 +208,8 @@ def browser_page(chromium_path):
     """A Playwright page in headless Chromium, with the flags this machine's closed network needs."""
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; Django then refuses ORM calls unless told
-    # that the test code is synchronous.
+    # Playwright's sync API runs an event loop in this thread, so Django rejects ORM calls unless this
+    # setting declares the test code synchronous.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(

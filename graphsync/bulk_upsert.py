@@ -25,7 +25,9 @@ def _json_text(value) -> str:
 
 
 def _bool_text(value) -> str:
-    return COPY_NULL if value is None else ("t" if value else "f")
+    if value is None:
+        return COPY_NULL
+    return "t" if value else "f"
 
 
 def _temporal_text(value) -> str:

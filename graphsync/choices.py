@@ -34,7 +34,7 @@ class LicenseState(models.TextChoices):
 
 
 class LicenseOrigin(models.TextChoices):
-    """Who made a direct assignment; group assignments are always external to the portal."""
+    """The maker of a direct assignment. Group assignments always count as external to the portal."""
 
     PORTAL = "portal", _("Assigned through the portal")
     EXTERNAL = "external", _("Assigned outside the portal")

@@ -33,8 +33,8 @@ MAX_THROTTLED_RETRIES = 10
 MAX_RETRY_AFTER_SECONDS = 120.0
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 
-# MSAL applications keep their own token cache; one per tenant connection lets tokens be reused
-# until they expire instead of asking the token endpoint for every request.
+# Each MSAL application keeps its own token cache. One application per tenant connection reuses a
+# token until it expires, so the token endpoint is not called for every request.
 _msal_apps: dict[tuple, msal.ConfidentialClientApplication] = {}
 _msal_apps_lock = threading.Lock()
 

@@ -15,9 +15,9 @@ app.autodiscover_tasks()
 def clear_content_type_cache(**kwargs) -> None:
     """Forget cached content types before each task.
 
-    A worker lives longer than the content type rows it cached when the database is flushed and
-    re-populated under it, as the test suite does between tests; django-guardian then sees two ids for
-    one model and raises MixedContentTypeError. Re-reading costs one small query per model a task uses.
+    The test suite flushes and re-populates the database between tests, under a worker that keeps
+    running, so content type ids change. django-guardian then finds two ids for one model and raises
+    MixedContentTypeError. Re-reading costs one small query per model a task uses.
     """
     from django.contrib.contenttypes.models import ContentType
 

@@ -67,7 +67,7 @@ class PoolSkuLine:
 
 
 def pool_lines(pool: Pool) -> list[PoolSkuLine]:
-    """One line per SKU the pool has an allotment for or consumes, its level-2 pools included."""
+    """Return one line per SKU the pool has an allotment for or consumes, its level-2 pools included."""
     subtree = pool.subtree_ids()
     own = consumption_by_pool(pool.tenant)
     consumed: dict[int, int] = defaultdict(int)

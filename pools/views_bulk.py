@@ -213,7 +213,7 @@ def _job_context(job) -> dict:
 @login_required
 @require_GET
 def bulk_job(request: HttpRequest, job_pk: int) -> HttpResponse:
-    """The job page; htmx polls it every second for the progress fragment while the job runs."""
+    """Render the job page. While the job runs, htmx polls it every second for the progress fragment."""
     job = bulk.get_job_or_404(request.user, Action.VIEW, job_pk)
     context = _job_context(job)
     context["can_assign"] = scoping.can(request.user, Action.ASSIGN, job.pool)

@@ -76,7 +76,7 @@ def pool_recovery(request: HttpRequest, pool_pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def recovery_summary(request: HttpRequest, pool_pk: int) -> HttpResponse:
-    """The recovery section of the pool page, loaded separately so the pool page does not wait for it."""
+    """Render the recovery section of the pool page, loaded separately so the pool page does not wait for it."""
     pool = scoping.get_pool_or_404(request.user, Action.VIEW, pk=pool_pk)
     context = _context(request, pool)
     context["shown"] = context["report"].candidates[:SUMMARY_CANDIDATES]

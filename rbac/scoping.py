@@ -43,7 +43,7 @@ def _pool_perms(action: Action) -> list[str]:
 
 
 def tenants_with_tenant_permission(user: AbstractBaseUser, action: Action) -> QuerySet[Tenant]:
-    """Tenants on which the user holds a tenant-wide permission for ``action``."""
+    """Return the tenants on which the user has a tenant-wide permission for ``action``."""
     if not user.is_authenticated:
         return Tenant.objects.none()
     return get_objects_for_user(user, _tenant_perms(action), klass=Tenant, any_perm=True, accept_global_perms=False)

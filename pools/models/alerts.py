@@ -42,7 +42,7 @@ class Alert(models.Model):
 
 
 class AlertPreference(models.Model):
-    """How a portal user wants alert e-mails: one per alert as it is raised, or a daily digest."""
+    """A portal user's choice of alert e-mails: one per alert as it is raised, or a daily digest."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_preference")
     daily_digest = models.BooleanField(_("daily digest instead of one e-mail per alert"), default=False)

@@ -36,7 +36,8 @@ class BulkJob(models.Model):
 
 
 class BulkJobItem(models.Model):
-    """One user of a bulk job; ``status`` moves from pending to a final state exactly once."""
+    """One user of a bulk job. The runner moves ``status`` from pending to one final state; resuming a job
+    after its worker died reconciles items left in progress against Graph first."""
 
     job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items", verbose_name=_("job"))
     position = models.PositiveIntegerField(_("position"))
