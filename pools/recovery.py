@@ -7,9 +7,10 @@ redundant: every service plan it enables is also enabled in another SKU the user
 come from Graph's signInActivity, which only Entra ID P1/P2 tenants return; without it only disabled
 accounts and redundant licenses are listed. An exempt user is never a candidate.
 
-Reclaiming removes the direct assignment through ``services.revoke_license`` and records a
-``license.reclaimed`` audit event with the reasons. A license the user also or only gets from a group is
-not reclaimed, because removing the direct assignment would free no seat.
+Reclaiming removes the direct assignment through ``services.revoke_license``, which records one
+``license.reclaimed`` audit event with the reasons in place of its usual ``license.revoked``. A license
+the user also or only gets from a group is not reclaimed, because removing the direct assignment would
+free no seat.
 """
 from __future__ import annotations
 
@@ -547,8 +548,10 @@ def _check_reclaimable(pool: Pool, user: DirectoryUser, sku: Sku) -> Candidate:
 
 
 def reclaim_license(*, acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser, sku: Sku) -> AuditEvent:
-    """Reclaim a candidate's direct license of ``sku`` and return the ``license.reclaimed`` audit event.
+    """Reclaim a candidate's direct license of ``sku`` and return its ``license.reclaimed`` audit event.
 
+    A reclaim writes this one event and no ``license.revoked`` event besides. The event contains the reasons,
+    the candidate's message and Graph's request id, so the audit trail shows each removal once, with why.
     The user is evaluated again first, so a user who signed in, was exempted or lost the license since the
     list was shown is not touched. Raises AssignmentRejected, GraphRejected, or Http404 outside the acting
     user's scope.
@@ -556,41 +559,23 @@ def reclaim_license(*, acting_user: AbstractBaseUser, pool: Pool, user: Director
     _check_scope(acting_user, pool, user)
     if sku.tenant_id != pool.tenant_id:
         raise Http404("No such SKU in this tenant.")
-    audit = {
-        "acting_user": acting_user, "action": AuditAction.LICENSE_RECLAIMED, "tenant": pool.tenant, "pool": pool,
-        "user": user, "sku": sku,
-    }
     try:
         candidate = _check_reclaimable(pool, user, sku)
     except AssignmentRejected as exc:
-        record_event(outcome=Outcome.REJECTED, message=exc.message, **audit)
-        raise
-    details = {"skuId": str(sku.sku_id), "reasons": candidate.reason_codes}
-
-    # revoke_license writes the license.revoked event carrying Graph's request id; it is the first one after this.
-    last_event = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    try:
-        revoke_license(acting_user=acting_user, pool=pool, user=user, sku=sku)
-    except AssignmentRejected as exc:
-        record_event(outcome=Outcome.REJECTED, message=exc.message, before=details, **audit)
-        raise
-    except GraphRejected as exc:
         record_event(
-            outcome=Outcome.FAILED, message=exc.message, before=details, graph_request_id=exc.request_id, **audit
+            acting_user=acting_user, action=AuditAction.LICENSE_RECLAIMED, outcome=Outcome.REJECTED,
+            tenant=pool.tenant, pool=pool, user=user, sku=sku, message=exc.message,
         )
         raise
-    revoked = (
-        AuditEvent.objects.filter(
-            pk__gt=last_event, action=AuditAction.LICENSE_REVOKED, target_user=user, sku=sku, outcome=Outcome.SUCCEEDED
-        )
-        .order_by("-pk")
-        .first()
+
+    event = revoke_license(
+        acting_user=acting_user, pool=pool, user=user, sku=sku, audit_action=AuditAction.LICENSE_RECLAIMED,
+        audit_details={"skuId": str(sku.sku_id), "reasons": candidate.reason_codes}, audit_message=candidate.message,
     )
-    request_id = revoked.graph_request_id if revoked else ""
-    event = record_event(message=candidate.message, before=details, graph_request_id=request_id, **audit)
     logger.info(
         "Reclaimed %s from user %s in pool %s (tenant %s, reasons %s, request-id %s)",
-        sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, ",".join(candidate.reason_codes), request_id,
+        sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, ",".join(candidate.reason_codes),
+        event.graph_request_id,
     )
     return event
 

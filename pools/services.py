@@ -28,7 +28,7 @@ from .choices import AuditAction, Outcome
 from .exceptions import AllotmentError, AssignmentRejected, GraphRejected
 from .graph_messages import describe_graph_error
 from .membership import recompute_membership
-from .models import Allotment, Pool, PoolScheme
+from .models import Allotment, AuditEvent, Pool, PoolScheme
 from .usage_location import choose_usage_location, ensure_usage_location, set_user_usage_location
 
 logger = logging.getLogger(__name__)
@@ -428,12 +428,21 @@ def assign_license(
     return reservation
 
 
-def revoke_license(*, acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser, sku: Sku) -> None:
-    """Remove a user's direct assignment of a SKU; a license inherited from a group is refused naming it."""
+def revoke_license(
+    *, acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser, sku: Sku,
+    audit_action: AuditAction = AuditAction.LICENSE_REVOKED, audit_details: dict | None = None, audit_message: str = "",
+) -> AuditEvent:
+    """Remove a user's direct assignment of a SKU and return the audit event.
+
+    A license inherited from a group is rejected with the group's name. A caller that revokes for a
+    reason of its own, such as seat recovery, passes ``audit_action``, ``audit_details`` (added to the
+    event's ``before``) and ``audit_message``, so that one action writes one audit event.
+    """
     _check_user_in_pool(acting_user, pool, user)
     if sku.tenant_id != pool.tenant_id:
         raise Http404("No such SKU in this tenant.")
     audit = {"acting_user": acting_user, "tenant": pool.tenant, "pool": pool, "user": user, "sku": sku}
+    details = audit_details or {}
 
     licenses = list(UserLicense.objects.filter(user=user, sku=sku))
     direct = next((item for item in licenses if item.is_direct), None)
@@ -460,7 +469,9 @@ def revoke_license(*, acting_user: AbstractBaseUser, pool: Pool, user: Directory
                 % {"user": user.user_principal_name, "sku": sku.name}
             )
     except AssignmentRejected as exc:
-        record_event(action=AuditAction.LICENSE_REVOKED, outcome=Outcome.REJECTED, message=exc.message, **audit)
+        record_event(
+            action=audit_action, outcome=Outcome.REJECTED, message=exc.message, before=details or None, **audit
+        )
         raise
 
     try:
@@ -468,7 +479,7 @@ def revoke_license(*, acting_user: AbstractBaseUser, pool: Pool, user: Directory
     except GraphError as exc:
         message = describe_graph_error(exc, user=user.user_principal_name, sku=sku.name)
         record_event(
-            action=AuditAction.LICENSE_REVOKED, outcome=Outcome.FAILED, message=message,
+            action=audit_action, outcome=Outcome.FAILED, message=message, before=details or None,
             graph_request_id=exc.request_id, **audit,
         )
         raise GraphRejected(message, graph_message=exc.message, request_id=exc.request_id) from exc
@@ -478,12 +489,13 @@ def revoke_license(*, acting_user: AbstractBaseUser, pool: Pool, user: Directory
         release_unit(direct)
         if not UserLicense.objects.filter(user=user, sku=sku).exclude(state="Error").exists():
             close_interval(user, sku)
-        record_event(
-            action=AuditAction.LICENSE_REVOKED, graph_request_id=response.request_id,
-            before={"skuId": str(sku.sku_id), "disabledPlans": direct.disabled_plans}, **audit,
+        event = record_event(
+            action=audit_action, graph_request_id=response.request_id, message=audit_message,
+            before={"skuId": str(sku.sku_id), "disabledPlans": direct.disabled_plans, **details}, **audit,
         )
     logger.info(
         "Revoked %s from user %s in pool %s (tenant %s, request-id %s)",
         sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, response.request_id,
     )
     _evaluate_alerts(user.pool_id, sku.pk)
+    return event

@@ -14,7 +14,7 @@ from graphsync.models import DirectoryUser, Sku
 from graphsync.testing import control
 from pools import recovery, stock
 from pools.choices import AuditAction, Outcome, PoolAttribute
-from pools.exceptions import AssignmentRejected
+from pools.exceptions import AssignmentRejected, GraphRejected
 from pools.models import AuditEvent, LicenseExemption, Pool, TenantPolicy
 from pools.services import set_allotment, set_scheme
 from rbac.choices import Role
@@ -360,11 +360,27 @@ def test_reclaim_one(emulator, scenario, emulator_snapshot, admin, pool, manager
     assert event.action == AuditAction.LICENSE_RECLAIMED
     assert event.outcome == Outcome.SUCCEEDED
     assert event.message == "No sign-in of any kind for 120 days; the threshold is 90 days."
-    assert event.before == {"skuId": str(e3.sku_id), "reasons": ["inactive"]}
-    revoked = AuditEvent.objects.get(action=AuditAction.LICENSE_REVOKED, target_user=user)
+    assert event.before == {"skuId": str(e3.sku_id), "disabledPlans": [], "reasons": ["inactive"]}
     assert event.graph_request_id
-    assert event.graph_request_id == revoked.graph_request_id
+    assert list(AuditEvent.objects.filter(target_user=user).values_list("action", flat=True)) == [
+        AuditAction.LICENSE_RECLAIMED
+    ]
     assert INACTIVE not in by_upn(recovery.pool_report(pool).candidates)
+
+
+def test_reclaim_graph_failure_one_event(emulator, scenario, emulator_snapshot, pool, manager):
+    user = member(scenario, DISABLED)
+    e3 = Sku.objects.get(tenant=scenario, part_number="SPE_E3")
+    control(emulator, "DELETE", f"tenants/{scenario.tenant_id}/users/{user.user_id}")
+
+    with pytest.raises(GraphRejected) as caught:
+        recovery.reclaim_license(acting_user=manager, pool=pool, user=user, sku=e3)
+
+    events = list(AuditEvent.objects.filter(target_user=user))
+    assert [(event.action, event.outcome) for event in events] == [(AuditAction.LICENSE_RECLAIMED, Outcome.FAILED)]
+    assert events[0].message == caught.value.message
+    assert events[0].before == {"skuId": str(e3.sku_id), "reasons": ["disabled"]}
+    assert events[0].graph_request_id == caught.value.request_id
 
 
 def test_reclaim_redundant_keeps_cover(emulator, scenario, emulator_snapshot, pool, manager):
@@ -448,6 +464,7 @@ def test_bulk_reclaim(emulator, scenario, emulator_snapshot, admin, pool, manage
     assert spare(pool, "SPE_E3") == spare_before + 2
     reclaimed = AuditEvent.objects.filter(action=AuditAction.LICENSE_RECLAIMED, outcome=Outcome.SUCCEEDED)
     assert reclaimed.count() == 3
+    assert not AuditEvent.objects.filter(action=AuditAction.LICENSE_REVOKED).exists()
 
 
 def test_bulk_reclaim_page(emulator, scenario, emulator_snapshot, pool, manager, client):
