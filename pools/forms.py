@@ -51,6 +51,8 @@ class RenamePoolForm(forms.Form):
         label=_("Pool name"),
         max_length=300,
         required=False,
+        # The service trims the name itself and rejects one of only spaces, which stripping here would hide.
+        strip=False,
         help_text=_("Leave empty to show the most common spelling of the attribute value again."),
     )
 

@@ -22,7 +22,7 @@ from graphsync.models import DirectoryGroup, DirectoryUser, Sku, UserLicense
 from rbac import scoping
 from rbac.choices import Action
 
-from . import stock
+from . import pool_names, stock
 from .audit import record_event
 from .choices import AuditAction, Outcome
 from .exceptions import AllotmentError, AssignmentRejected, GraphRejected
@@ -65,11 +65,17 @@ def set_scheme(*, acting_user: AbstractBaseUser, tenant, level1_attribute: str, 
 
 
 def rename_pool(*, acting_user: AbstractBaseUser, pool: Pool, name: str) -> Pool:
+    """Give the pool an administrator's name, or with "" show its attribute value's spelling again.
+
+    Raises PoolNameError for an invisible, malformed or taken name; ``pools.pool_names`` has the rules.
+    """
     if not scoping.can_administer_tenant(acting_user, pool.tenant):
         raise Http404("No such pool.")
+    name_override = pool_names.clean_pool_name(name)
     with transaction.atomic():
+        pool_names.check_name_available(pool, name_override)
         before = pool.name
-        pool.name_override = name.strip()
+        pool.name_override = name_override
         pool.save(update_fields=["name_override"])
         record_event(
             acting_user=acting_user, action=AuditAction.POOL_RENAMED, tenant=pool.tenant, pool=pool,

@@ -246,7 +246,12 @@ def pool_rename(request: HttpRequest, pool_pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, _form_errors(form))
         return _back_to_pool(request, pool)
-    pool = services.rename_pool(acting_user=request.user, pool=pool, name=form.cleaned_data["name"])
+    try:
+        pool = services.rename_pool(acting_user=request.user, pool=pool, name=form.cleaned_data["name"])
+    except PoolsError as exc:
+        logger.info("Renaming pool %s (tenant %s) by %s rejected: %s", pool.pk, pool.tenant_id, request.user, exc.message)
+        messages.error(request, exc.message)
+        return _back_to_pool(request, pool, anchor="rename")
     messages.success(request, _("The pool is now called %(name)s.") % {"name": pool.name})
     return _back_to_pool(request, pool)
 

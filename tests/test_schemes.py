@@ -4,7 +4,7 @@ import copy
 import pytest
 import requests
 from django.contrib.messages import get_messages
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
 from graphsync.models import DirectoryUser, Sku, UserLicense
@@ -13,6 +13,7 @@ from pools.choices import AuditAction, PoolAttribute
 from pools.exceptions import AllotmentError
 from pools.models import Allotment, AuditEvent, Pool, PoolAlias, PoolScheme, PortalValue
 from pools.normalization import normalize_value
+from pools.pool_names import PoolNameError
 from pools.schemes import (
     PortalValueImportError, SchemeError, StalePreview, add_alias, apply_scheme, import_portal_values, merge_pools,
     preview_scheme, remove_alias, set_portal_value,
@@ -591,6 +592,172 @@ def test_rename_stable_across_syncs(emulator, department_scheme, admin, emulator
     rename_pool(acting_user=admin, pool=marketing, name="")
     marketing.refresh_from_db()
     assert marketing.name == "MARKETING"
+
+
+def test_rename_cleans_name(department_scheme, admin):
+    marketing = active_level1(department_scheme)["marketing"]
+
+    rename_pool(acting_user=admin, pool=marketing, name="\u200b  Brand \u00ad&\t Communications\ufeff\n")
+
+    marketing.refresh_from_db()
+    assert marketing.name_override == "Brand & Communications"
+    event = AuditEvent.objects.get(action=AuditAction.POOL_RENAMED)
+    assert event.before == {"name": "Marketing"}
+    assert event.after == {"name": "Brand & Communications"}
+
+
+@pytest.mark.parametrize("name", ["Sales", "SALES", " sales ", "Sa\u200bles"])
+def test_rename_duplicate_rejected(department_scheme, admin, name):
+    pools = active_level1(department_scheme)
+    marketing, sales = pools["marketing"], pools["sales"]
+
+    with pytest.raises(PoolNameError) as caught:
+        rename_pool(acting_user=admin, pool=marketing, name=name)
+
+    shown = name.strip().replace("\u200b", "")
+    assert caught.value.message == (
+        f"Pool Sales (ID {sales.pk}) is already named “{shown}”. Two level-1 pools of a tenant cannot share a name, "
+        "whatever the letter case, because pages and chargeback reports could not tell them apart. Choose another "
+        "name."
+    )
+    marketing.refresh_from_db()
+    assert marketing.name_override == ""
+    assert not AuditEvent.objects.filter(action=AuditAction.POOL_RENAMED).exists()
+
+
+def test_rename_level2_duplicate(synced_tenant, admin):
+    set_scheme(acting_user=admin, tenant=synced_tenant, level1_attribute="country", level2_attribute="department")
+    level1 = active_level1(synced_tenant)
+    us_children = {child.key: child for child in level1["us"].children.filter(is_active=True)}
+    other_parent = next(pool for key, pool in level1.items() if key != "us" and pool.children.filter(is_active=True).exists())
+    elsewhere = other_parent.children.filter(is_active=True).order_by("key").first()
+
+    rename_pool(acting_user=admin, pool=us_children["hr"], name="People")
+    rename_pool(acting_user=admin, pool=elsewhere, name="People")
+    with pytest.raises(PoolNameError) as caught:
+        rename_pool(acting_user=admin, pool=us_children["human resources"], name="people")
+
+    assert caught.value.message == (
+        f"Pool US / People (ID {us_children['hr'].pk}) is already named “people”. Two level-2 pools of US cannot "
+        "share a name, whatever the letter case, because pages and chargeback reports could not tell them apart. "
+        "Choose another name."
+    )
+    assert Pool.objects.get(pk=elsewhere.pk).name == "People"
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("   ", "The name contains no visible character, only spaces or invisible characters (U+0020 U+0020 U+0020)."),
+        ("\u200b\u200b", "The name contains no visible character, only spaces or invisible characters (U+200B U+200B)."),
+        ("\u3164", "The name contains no visible character, only spaces or invisible characters (U+3164)."),
+        ("\u200d\u2060 \u00a0", (
+            "The name contains no visible character, only spaces or invisible characters (U+200D U+2060 U+0020 U+00A0)."
+        )),
+    ],
+)
+def test_rename_invisible_rejected(department_scheme, admin, name, message):
+    marketing = active_level1(department_scheme)["marketing"]
+
+    with pytest.raises(PoolNameError) as caught:
+        rename_pool(acting_user=admin, pool=marketing, name=name)
+
+    assert caught.value.message == (
+        f"{message} Enter a name people can read, or leave the field empty to show the attribute value's spelling again."
+    )
+    assert Pool.objects.get(pk=marketing.pk).name_override == ""
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("Sales\x07", "The name contains the control character U+0007 at position 6. Remove it and enter the name again."),
+        ("Sales\x00EMEA", "The name contains the control character U+0000 at position 6. Remove it and enter the name again."),
+        ("Sales\u202eAEME", (
+            "The name contains the bidirectional control character U+202E at position 6, which can make the name "
+            "display in a misleading order. Remove it and enter the name again."
+        )),
+        ("x" * 301, "The name has 301 characters, but at most 300 are allowed. Shorten it."),
+    ],
+)
+def test_rename_malformed_rejected(department_scheme, admin, name, message):
+    marketing = active_level1(department_scheme)["marketing"]
+
+    with pytest.raises(PoolNameError) as caught:
+        rename_pool(acting_user=admin, pool=marketing, name=name)
+
+    assert caught.value.message == message
+    assert Pool.objects.get(pk=marketing.pk).name_override == ""
+
+
+def test_rename_clear_collision_rejected(department_scheme, admin):
+    pools = active_level1(department_scheme)
+    sales, marketing = pools["sales"], pools["marketing"]
+    rename_pool(acting_user=admin, pool=sales, name="Revenue")
+    rename_pool(acting_user=admin, pool=marketing, name="Sales")
+
+    with pytest.raises(PoolNameError) as caught:
+        rename_pool(acting_user=admin, pool=sales, name="")
+
+    assert caught.value.message == (
+        f"Pool Sales (ID {marketing.pk}) is named “Sales”, so this pool cannot show its attribute value's spelling "
+        "“Sales” again. Rename that pool first, or enter another name for this one."
+    )
+    assert Pool.objects.get(pk=sales.pk).name == "Revenue"
+
+
+def test_rename_keeps_inactive_names(department_scheme, admin):
+    pools = active_level1(department_scheme)
+    hr, human, legal = pools["hr"], pools["human resources"], pools["legal"]
+    rename_pool(acting_user=admin, pool=hr, name="People Team")
+    merge_pools(acting_user=admin, source=hr, target=human)
+
+    with pytest.raises(PoolNameError) as caught:
+        rename_pool(acting_user=admin, pool=legal, name="people team")
+
+    assert caught.value.message == (
+        f"The inactive pool People Team (ID {hr.pk}) keeps the name “People Team” and shows it again when it "
+        "becomes active, so this pool cannot take it. Choose another name."
+    )
+
+
+def test_pool_names_unique_in_database(department_scheme):
+    pools = active_level1(department_scheme)
+    Pool.objects.filter(pk=pools["sales"].pk).update(name_override="Team")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Pool.objects.filter(pk=pools["marketing"].pk).update(name_override="TEAM")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Pool.objects.filter(pk=pools["marketing"].pk).update(name_override=" Padded")
+
+
+def test_rename_ui_rejects_duplicate(admin_client, department_scheme):
+    pools = active_level1(department_scheme)
+    marketing = pools["marketing"]
+
+    response = admin_client.post(
+        reverse("pools:pool_rename", kwargs={"pool_pk": marketing.pk}), {"name": "sales"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert messages_of(response) == [
+        f"Pool Sales (ID {pools['sales'].pk}) is already named “sales”. Two level-1 pools of a tenant cannot share a "
+        "name, whatever the letter case, because pages and chargeback reports could not tell them apart. Choose "
+        "another name."
+    ]
+    assert Pool.objects.get(pk=marketing.pk).name == "Marketing"
+
+
+def test_rename_ui_spaces_rejected(admin_client, department_scheme):
+    marketing = active_level1(department_scheme)["marketing"]
+    admin_client.post(reverse("pools:pool_rename", kwargs={"pool_pk": marketing.pk}), {"name": "Brand"})
+
+    response = admin_client.post(
+        reverse("pools:pool_rename", kwargs={"pool_pk": marketing.pk}), {"name": "  "}, follow=True
+    )
+
+    assert messages_of(response)[-1].startswith("The name contains no visible character")
+    assert Pool.objects.get(pk=marketing.pk).name == "Brand"
 
 
 # Level-2 allotments within the parent's, from the UI

@@ -3,6 +3,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from graphsync.models import DirectoryUser, Sku, Tenant
@@ -90,6 +91,20 @@ class Pool(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["parent", "attribute", "key"], condition=Q(parent__isnull=False), name="pool_unique_child"
+            ),
+            # Administrators' names are unique per level, ignoring case, for active and inactive pools alike,
+            # so that a pool which becomes active again never collides. ``pools.pool_names`` checks more.
+            models.UniqueConstraint(
+                Lower("name_override"), "tenant",
+                condition=Q(parent__isnull=True) & ~Q(name_override=""), name="pool_unique_top_level_name",
+            ),
+            models.UniqueConstraint(
+                Lower("name_override"), "parent",
+                condition=Q(parent__isnull=False) & ~Q(name_override=""), name="pool_unique_child_name",
+            ),
+            models.CheckConstraint(
+                condition=~Q(name_override__startswith=" ") & ~Q(name_override__endswith=" "),
+                name="pool_name_trimmed",
             ),
         ]
         permissions = [
