@@ -40,6 +40,7 @@ class AuditAction(models.TextChoices):
     POOL_RENAMED = "pool.renamed", _("Pool renamed")
     GRANT_ADDED = "grant.added", _("Access granted")
     GRANT_REMOVED = "grant.removed", _("Access removed")
+    GRANT_MOVED = "grant.moved", _("Access moved by a pool merge")
     PRICE_CHANGED = "price.changed", _("Price changed")
     TENANT_CONNECTED = "tenant.connected", _("Tenant connected")
     SYNC_REQUESTED = "sync.requested", _("Sync requested")

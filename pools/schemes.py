@@ -23,6 +23,7 @@ from django.utils.translation import ngettext
 from chargeback.history import record_license_history
 from graphsync.models import DirectoryUser, Sku, Tenant, UserLicense
 from rbac import scoping
+from rbac.services import move_pool_grants
 
 from . import services, stock
 from .audit import record_event
@@ -64,6 +65,8 @@ def _require_admin(acting_user: AbstractBaseUser, tenant: Tenant) -> None:
 
 def _recompute(tenant: Tenant) -> int:
     moved = apply_plan(plan_membership(tenant))
+    # A merged pool that is active again, because its alias was removed, is no longer merged into another.
+    Pool.objects.filter(tenant=tenant, is_active=True).exclude(merged_into=None).update(merged_into=None)
     record_license_history(tenant)
     return moved
 
@@ -449,6 +452,7 @@ def _merge(acting_user: AbstractBaseUser, source: Pool, target: Pool) -> int:
         )
 
     _move_allotments(acting_user, source, target)
+    _hand_over(acting_user, source, target)
     if source.parent_id is None:
         for child in source.children.filter(is_active=True):
             sibling, created = Pool.objects.get_or_create(
@@ -456,6 +460,7 @@ def _merge(acting_user: AbstractBaseUser, source: Pool, target: Pool) -> int:
                 defaults={"display_name": child.display_name},
             )
             _move_allotments(acting_user, child, sibling, capless_target_ok=created)
+            _hand_over(acting_user, child, sibling)
             for alias in PoolAlias.objects.filter(parent=source, pool=child):
                 _repoint_child_alias(acting_user, alias, target, sibling)
 
@@ -478,6 +483,17 @@ def _merge(acting_user: AbstractBaseUser, source: Pool, target: Pool) -> int:
         after={"is_active": False, "merged_into": str(target), "merged_into_id": target.pk, "users_moved": moved},
     )
     return moved
+
+
+def _hand_over(acting_user, source: Pool, target: Pool) -> None:
+    """Move the grants of a merged pool to the pool that takes it over, and record which pool that is.
+
+    Pools merged into ``source`` earlier point at ``target`` from now on, so that one step leads from any
+    merged pool to the active pool that took it over.
+    """
+    move_pool_grants(acting_user=acting_user, source=source, target=target)
+    Pool.objects.filter(merged_into=source).update(merged_into=target)
+    Pool.objects.filter(pk=source.pk).update(merged_into=target)
 
 
 def _alias_value(acting_user, attribute: str, source: Pool, target: Pool, key: str, spelling: str) -> None:

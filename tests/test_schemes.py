@@ -3,6 +3,8 @@ import copy
 
 import pytest
 import requests
+from guardian.shortcuts import assign_perm, get_groups_with_perms, get_users_with_perms
+from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
@@ -19,6 +21,10 @@ from pools.schemes import (
     preview_scheme, remove_alias, set_portal_value,
 )
 from pools.services import rename_pool, set_allotment, set_scheme
+from rbac import scoping
+from rbac.choices import Action, Role
+from rbac.models import Grant
+from rbac.services import grant_role
 
 from conftest import sync_now
 
@@ -554,6 +560,79 @@ def test_merge_level1_moves_children(synced_tenant, admin):
     assert Allotment.objects.get(pool=human, sku=sku).seats == 8
     assert not Allotment.objects.filter(pool__in=[hr, hr_child]).exists()
     assert not Pool.objects.filter(parent=hr, is_active=True).exists()
+
+
+def test_merge_moves_grants(department_scheme, admin, make_portal_user):
+    pools = active_level1(department_scheme)
+    hr, human = pools["hr"], pools["human resources"]
+    manager = make_portal_user("hr-manager", role=Role.POOL_MANAGER, pool=hr)
+    finance = make_portal_user("hr-finance", role=Role.FINANCE, pool=hr)
+    both = make_portal_user("both-manager", role=Role.POOL_MANAGER, pool=hr)
+    grant_role(acting_user=admin, role=Role.POOL_MANAGER, tenant=department_scheme, user=both, pool=human)
+    group = Group.objects.create(name="HR operators")
+    grant_role(acting_user=admin, role=Role.LICENSE_OPERATOR, tenant=department_scheme, group=group, pool=hr)
+
+    merge_pools(acting_user=admin, source=hr, target=human)
+
+    assert not Grant.objects.filter(pool=hr).exists()
+    assert set(Grant.objects.filter(pool=human).values_list("user__username", "group__name", "role")) == {
+        ("hr-manager", None, Role.POOL_MANAGER),
+        ("hr-finance", None, Role.FINANCE),
+        ("both-manager", None, Role.POOL_MANAGER),
+        (None, "HR operators", Role.LICENSE_OPERATOR),
+    }
+    assert Grant.objects.filter(user=both).count() == 1
+    assert manager.has_perm("pools.manage_pool", human)
+    assert finance.has_perm("pools.view_pool_chargeback", human)
+    assert get_groups_with_perms(human, attach_perms=True) == {group: ["operate_pool"]}
+    assert not get_users_with_perms(hr, with_group_users=False)
+    assert not get_groups_with_perms(hr)
+    assert scoping.get_pool_or_404(manager, Action.ASSIGN, pk=human.pk) == human
+
+    events = AuditEvent.objects.filter(action=AuditAction.GRANT_MOVED).order_by("pk")
+    assert [(event.target, event.pool_id, event.after["alreadyHeld"]) for event in events] == [
+        ("hr-manager", human.pk, False),
+        ("hr-finance", human.pk, False),
+        ("both-manager", human.pk, True),
+        ("HR operators", human.pk, False),
+    ]
+    assert events[0].before == {"role": Role.POOL_MANAGER, "scope": "HR", "poolId": hr.pk}
+    assert events[0].message == "Moved from HR because it was merged into Human Resources."
+    assert events[2].message == (
+        "Removed from HR, which was merged into Human Resources, where this role was held already."
+    )
+    assert Pool.objects.get(pk=hr.pk).merged_into_id == human.pk
+
+
+def test_merge_moves_object_permissions(department_scheme, admin, make_portal_user):
+    pools = active_level1(department_scheme)
+    hr, human = pools["hr"], pools["human resources"]
+    direct = make_portal_user("direct")
+    assign_perm("pools.manage_pool", direct, hr)
+
+    merge_pools(acting_user=admin, source=hr, target=human)
+
+    direct = type(direct).objects.get(pk=direct.pk)
+    assert direct.has_perm("pools.manage_pool", human)
+    assert not direct.has_perm("pools.manage_pool", hr)
+    event = AuditEvent.objects.get(action=AuditAction.GRANT_MOVED)
+    assert event.target == "direct"
+    assert event.after == {"permission": "pools.manage_pool", "scope": "Human Resources", "poolId": human.pk}
+
+
+def test_merge_level1_moves_child_grants(synced_tenant, admin, make_portal_user):
+    set_scheme(acting_user=admin, tenant=synced_tenant, level1_attribute="department", level2_attribute="country")
+    pools = active_level1(synced_tenant)
+    hr, human = pools["hr"], pools["human resources"]
+    hr_child = hr.children.filter(is_active=True).order_by("key").first()
+    manager = make_portal_user("child-manager", role=Role.POOL_MANAGER, pool=hr_child)
+
+    merge_pools(acting_user=admin, source=hr, target=human)
+
+    sibling = Pool.objects.get(parent=human, key=hr_child.key)
+    assert Grant.objects.get(user=manager).pool == sibling
+    assert scoping.get_pool_or_404(manager, Action.ASSIGN, pk=sibling.pk) == sibling
+    assert Pool.objects.get(pk=hr_child.pk).merged_into_id == sibling.pk
 
 
 def test_merge_ui(admin_client, department_scheme):

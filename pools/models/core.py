@@ -59,6 +59,11 @@ class Pool(models.Model):
     name_override = models.CharField(_("name set by an administrator"), max_length=300, blank=True)
     is_unassigned = models.BooleanField(_("unassigned pool"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="merged_pools",
+        verbose_name=_("merged into"),
+        help_text=_("The active pool that took over this pool's values, allotments and grants in a merge."),
+    )
     default_usage_location = models.CharField(
         _("default usage location"),
         max_length=2,
