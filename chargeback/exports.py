@@ -3,7 +3,8 @@
 The file is UTF-8 with a byte order mark, so that Excel detects the encoding, and numbers use a dot
 as the decimal separator whatever the reader's language. Text cells that a spreadsheet would read as
 a formula are prefixed with an apostrophe. The file has one line per report row and no total line, so
-that it can be summed and imported as it is.
+that it can be summed and imported as it is. The pool ID is the portal's stable key of the pool, because
+names can repeat, such as when an active pool and an inactive one of a replaced scheme share a name.
 """
 from __future__ import annotations
 
@@ -40,13 +41,20 @@ def report_to_csv(report: Report) -> str:
     buffer = io.StringIO()
     buffer.write(BYTE_ORDER_MARK)
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([_("Month"), _("Pool"), _("SKU"), _("Product"), _("License-days"), _("Cost"), _("Currency")])
+    writer.writerow(
+        [
+            _("Month"), _("Pool ID"), _("Pool"), _("Pool status"), _("SKU"), _("Product"), _("License-days"), _("Cost"),
+            _("Currency"),
+        ]
+    )
     for row in report.rows:
         cost = row.cost
         writer.writerow(
             [
                 report.label,
+                row.pool_id,
                 safe_text(row.pool_name),
+                safe_text(row.pool_status),
                 safe_text(row.part_number),
                 safe_text(row.product_name),
                 row.license_days,

@@ -10,6 +10,9 @@ Definitions:
   then. An open interval counts up to and including today (UTC); later days are not charged.
 - Level-2 pools roll up into their level-1 pool. A user who may see a level-2 pool but not its parent
   gets a row for the level-2 pool itself.
+- Days are charged to the pool that held the license then, even if that pool is inactive now because
+  its scheme was replaced or it was merged into another pool. Its rows say so and carry its ID, which
+  distinguishes two pools of one name.
 - The cost of a license-day is the monthly price in effect that day (the SkuPrice with the latest
   ``effective_from`` on or before the day) divided by the number of days in the month. Days without a
   price form a row of their own with license-days and an empty cost.
@@ -93,6 +96,21 @@ class ReportRow:
     # Sum of license-days × monthly price. ``exact_cost`` divides it by the days of the month.
     price_days: Decimal = Decimal(0)
     days_in_month: int = 30
+    pool_active: bool = True
+    # The active pool that took over an inactive pool in a merge, if any.
+    merged_into_id: int | None = None
+    merged_into_name: str = ""
+
+    @property
+    def pool_status(self) -> str:
+        """Return the label of the pool's state: active, inactive, or inactive and merged into a named pool."""
+        if self.pool_active:
+            return _("Active")
+        if self.merged_into_id is not None:
+            return _("Inactive, merged into %(pool)s (ID %(id)s)") % {
+                "pool": self.merged_into_name, "id": self.merged_into_id
+            }
+        return _("Inactive")
 
     @property
     def has_price(self) -> bool:
@@ -234,12 +252,10 @@ def _daily_prices(tenant: Tenant, sku_ids: set[int], first: dt.date, last: dt.da
 def build_report(*, tenant: Tenant, year: int, month: int, pools: QuerySet[Pool], now: dt.datetime | None = None) -> Report:
     """Build the chargeback report of one month for the given pools of the tenant.
 
-    ``pools`` is the reader's scope, from ``rbac.scoping.pools_for(user, Action.CHARGEBACK)``. Pools of
-    other tenants in it are ignored. ``now`` fixes "today" for a month in progress and defaults to the
-    current time.
-
-    NOTE: ``pools_for`` returns active pools only, so days charged to pools of a replaced scheme are left
-    out of every report, including reports of months before the change.
+    ``pools`` is the reader's scope, from ``rbac.scoping.chargeback_pools_for(user)``, which includes
+    inactive pools so that months before a scheme change or a merge keep the pools that held licenses
+    then. Pools of other tenants in it are ignored. ``now`` fixes "today" for a month in progress and
+    defaults to the current time.
     """
     check_month(year, month)
     first = dt.date(year, month, 1)
@@ -253,7 +269,10 @@ def build_report(*, tenant: Tenant, year: int, month: int, pools: QuerySet[Pool]
     if charged_last < first:
         return report
 
-    visible = {pool.pk: pool for pool in pools.filter(tenant=tenant).select_related("parent")}
+    visible = {
+        pool.pk: pool
+        for pool in pools.filter(tenant=tenant).select_related("parent", "merged_into", "merged_into__parent")
+    }
     counts = _charged_days(tenant, first, charged_last)
     counts = {key: daily for key, daily in counts.items() if key[0] in visible}
     if not counts:
@@ -276,16 +295,22 @@ def build_report(*, tenant: Tenant, year: int, month: int, pools: QuerySet[Pool]
             key = (row_pool.pk, sku_id, currency)
             row = rows.get(key)
             if row is None:
+                successor = row_pool.merged_into if not row_pool.is_active else None
                 row = rows[key] = ReportRow(
                     pool_id=row_pool.pk, pool_name=str(row_pool), sku_id=sku_id, sku_guid=str(sku.sku_id),
                     part_number=sku.part_number, product_name=sku.name, currency=currency,
-                    days_in_month=report.days_in_month,
+                    days_in_month=report.days_in_month, pool_active=row_pool.is_active,
+                    merged_into_id=successor.pk if successor else None,
+                    merged_into_name=str(successor) if successor else "",
                 )
             row.license_days += holders
             if price is not None:
                 row.price_days += holders * price.monthly_price
 
     report.rows = sorted(
-        rows.values(), key=lambda row: (row.pool_name.casefold(), row.part_number.casefold(), row.currency == "", row.currency)
+        rows.values(),
+        key=lambda row: (
+            row.pool_name.casefold(), row.pool_id, row.part_number.casefold(), row.currency == "", row.currency
+        ),
     )
     return report

@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from rbac.choices import Action
-from rbac.scoping import get_tenant_or_404, pools_for
+from rbac.scoping import chargeback_pools_for, get_tenant_or_404
 
 from .exports import csv_response
 from .forms import MonthForm, PriceForm
@@ -20,7 +20,7 @@ from .templatetags.chargeback_format import price as format_price
 
 
 def chargeback_pools(request: HttpRequest, tenant):
-    return pools_for(request.user, Action.CHARGEBACK).filter(tenant=tenant)
+    return chargeback_pools_for(request.user).filter(tenant=tenant)
 
 
 @login_required

@@ -120,3 +120,20 @@ def can(user: AbstractBaseUser, action: Action, obj: Tenant | Pool) -> bool:
 
 def can_administer_tenant(user: AbstractBaseUser, tenant: Tenant) -> bool:
     return tenants_with_tenant_permission(user, Action.ADMINISTER).filter(pk=tenant.pk).exists()
+
+
+def chargeback_pools_for(user: AbstractBaseUser) -> QuerySet[Pool]:
+    """Pools whose chargeback the user may read, inactive ones included, for reports of any month.
+
+    Besides the active pools of ``pools_for(user, Action.CHARGEBACK)``, these are the inactive pools in
+    the same scope: pools of a replaced scheme, and pools merged into a pool the user may read, whose
+    grants moved there in the merge. Reports need them because they held licenses in earlier months.
+    """
+    if not user.is_authenticated:
+        return Pool.objects.none()
+    tenant_ids = tenants_with_tenant_permission(user, Action.CHARGEBACK).values("pk")
+    granted = get_objects_for_user(
+        user, _pool_perms(Action.CHARGEBACK), klass=Pool, any_perm=True, accept_global_perms=False
+    ).values("pk")
+    merged = Q(is_active=False) & (Q(merged_into__in=granted) | Q(merged_into__parent__in=granted))
+    return Pool.objects.filter(Q(tenant__in=tenant_ids) | Q(pk__in=granted) | Q(parent__in=granted) | merged)

@@ -378,13 +378,16 @@ def test_chargeback_json_and_csv(admin_api, synced_tenant, sales, admin, free_sk
     # Sync and assignment both ran today, so each holder has held the SKU for one day this month.
     assert sales_row["licenseDays"] == holders
     assert sales_row["cost"] is None
+    assert sales_row["pool"] == sales.pk
+    assert sales_row["poolActive"] is True
+    assert sales_row["poolMergedInto"] is None
     assert sales_row["currency"] == ""
     assert download.status_code == 200
     assert download["Content-Disposition"] == f'attachment; filename="chargeback-contoso-generated-seed-7-{month}.csv"'
     text = download.content.decode("utf-8")
-    assert text.startswith("\ufeffMonth,Pool,SKU,Product,License-days,Cost,Currency\r\n")
+    assert text.startswith("\ufeffMonth,Pool ID,Pool,Pool status,SKU,Product,License-days,Cost,Currency\r\n")
     rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
-    assert [month, "Sales", FREE_SKU, free_sku.name, str(holders), "", ""] in rows
+    assert [month, str(sales.pk), "Sales", "Active", FREE_SKU, free_sku.name, str(holders), "", ""] in rows
 
 
 def test_chargeback_bad_month(admin_api, synced_tenant):

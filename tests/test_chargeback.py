@@ -16,7 +16,8 @@ from chargeback.reports import InvalidMonth, build_report, parse_month
 from graphsync.models import DirectoryUser, Sku, Tenant
 from pools.choices import AuditAction
 from pools.models import AuditEvent, Pool
-from rbac.choices import Role
+from rbac.choices import Action, Role
+from rbac.scoping import chargeback_pools_for, pools_for
 
 pytestmark = pytest.mark.django_db
 
@@ -397,9 +398,9 @@ def test_csv_has_bom_and_columns(contoso, e5, sales):
 
     text = report_to_csv(report_for(contoso))
 
-    assert text.startswith("\ufeffMonth,Pool,SKU,Product,License-days,Cost,Currency\r\n")
+    assert text.startswith("\ufeffMonth,Pool ID,Pool,Pool status,SKU,Product,License-days,Cost,Currency\r\n")
     rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
-    assert rows[1] == ["2025-03", "Sales", "SPE_E5", "Microsoft 365 E5", "31", "1234.50", "EUR"]
+    assert rows[1] == ["2025-03", str(sales.pk), "Sales", "Active", "SPE_E5", "Microsoft 365 E5", "31", "1234.50", "EUR"]
     assert len(rows) == 2
 
 
@@ -414,10 +415,10 @@ def test_csv_cells_are_formula_safe(contoso, e5):
 
     rows = list(csv.reader(io.StringIO(report_to_csv(report_for(contoso)).removeprefix("\ufeff"))))
 
-    pool_cells = sorted(row[1] for row in rows[1:])
+    pool_cells = sorted(row[2] for row in rows[1:])
     assert pool_cells == sorted(["'=SUM(A1:A2)", "'+1", "'-1", "'@cmd", "'\tTab", "'\rReturn", "R&D"])
-    assert {row[3] for row in rows[1:]} == {"'=HYPERLINK(\"http://example.invalid\")"}
-    assert {row[4] for row in rows[1:]} == {"1"}
+    assert {row[5] for row in rows[1:]} == {"'=HYPERLINK(\"http://example.invalid\")"}
+    assert {row[6] for row in rows[1:]} == {"1"}
 
 
 def test_csv_no_price_cost_empty(contoso, e5, sales):
@@ -426,7 +427,20 @@ def test_csv_no_price_cost_empty(contoso, e5, sales):
 
     rows = list(csv.reader(io.StringIO(report_to_csv(report_for(contoso)).removeprefix("\ufeff"))))
 
-    assert rows[1] == ["2025-03", "Sales", "SPE_E5", "Microsoft 365 E5", "31", "", ""]
+    assert rows[1] == ["2025-03", str(sales.pk), "Sales", "Active", "SPE_E5", "Microsoft 365 E5", "31", "", ""]
+
+
+def test_csv_tells_same_names_apart(contoso, e5, sales):
+    other = Pool.objects.create(tenant=contoso, attribute="companyName", key="sales", display_name="Sales")
+    hold(make_user(contoso, "alice", sales), e5, sales, "2025-03-01 00:00")
+    hold(make_user(contoso, "bob", other), e5, other, "2025-03-01 00:00", "2025-03-11 00:00")
+
+    rows = list(csv.reader(io.StringIO(report_to_csv(report_for(contoso)).removeprefix("\ufeff"))))
+
+    assert [row[:4] + [row[6]] for row in rows[1:]] == [
+        ["2025-03", str(sales.pk), "Sales", "Active", "31"],
+        ["2025-03", str(other.pk), "Sales", "Active", "10"],
+    ]
 
 
 def test_csv_filename(contoso):
@@ -468,7 +482,7 @@ def test_csv_view_download(client, make_portal_user, contoso, two_pools_held):
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="chargeback-contoso-2025-03.csv"'
     assert response.content.startswith(b"\xef\xbb\xbf")
-    assert [row[1] for row in csv_rows(response)[1:]] == ["Finance", "Sales"]
+    assert [row[2] for row in csv_rows(response)[1:]] == ["Finance", "Sales"]
 
 
 def test_csv_view_bad_month(client, make_portal_user, contoso):
@@ -501,8 +515,60 @@ def test_finance_pool_sees_own_rows(client, make_portal_user, contoso, sales, tw
     download = client.get(csv_url(contoso))
 
     assert [row.pool_name for row in page.context["report"].rows] == ["Sales"]
-    assert "Finance" not in [row[1] for row in csv_rows(download)]
-    assert [row[1] for row in csv_rows(download)[1:]] == ["Sales"]
+    assert "Finance" not in [row[2] for row in csv_rows(download)]
+    assert [row[2] for row in csv_rows(download)[1:]] == ["Sales"]
+
+
+def test_past_month_keeps_inactive_pools(client, make_portal_user, contoso, e5, sales, finance_pool):
+    retired = make_pool(contoso, "Vertrieb")
+    alice = make_user(contoso, "alice", sales)
+    hold(alice, e5, retired, "2025-03-01 00:00", "2025-03-11 00:00")
+    hold(alice, e5, sales, "2025-03-11 00:00")
+    Pool.objects.filter(pk=retired.pk).update(is_active=False)
+    client.force_login(make_portal_user("fin", role=Role.FINANCE, tenant=contoso))
+
+    page = client.get(report_url(contoso), {"month": "2025-03"})
+    download = client.get(csv_url(contoso))
+
+    assert [(row.pool_id, row.license_days, row.pool_active) for row in page.context["report"].rows] == [
+        (sales.pk, 21, True),
+        (retired.pk, 10, False),
+    ]
+    assert "(Inactive)" in page.content.decode()
+    assert [row[1:4] + [row[6]] for row in csv_rows(download)[1:]] == [
+        [str(sales.pk), "Sales", "Active", "21"],
+        [str(retired.pk), "Vertrieb", "Inactive", "10"],
+    ]
+
+
+def test_merged_pool_follows_grant(client, make_portal_user, contoso, e5, sales, finance_pool):
+    merged = make_pool(contoso, "Vertrieb")
+    child = make_pool(contoso, "Berlin", parent=merged)
+    hold(make_user(contoso, "alice", sales), e5, merged, "2025-03-01 00:00", "2025-03-05 00:00")
+    hold(make_user(contoso, "bob", sales), e5, child, "2025-03-01 00:00", "2025-03-03 00:00")
+    hold(make_user(contoso, "carol", finance_pool), e5, finance_pool, "2025-03-01 00:00")
+    sibling = make_pool(contoso, "Berlin", parent=sales)
+    Pool.objects.filter(pk__in=[merged.pk, child.pk]).update(is_active=False)
+    Pool.objects.filter(pk=merged.pk).update(merged_into=sales)
+    Pool.objects.filter(pk=child.pk).update(merged_into=sibling)
+    client.force_login(make_portal_user("fin", role=Role.FINANCE, pool=sales))
+
+    download = client.get(csv_url(contoso))
+
+    assert [row[1:4] + [row[6]] for row in csv_rows(download)[1:]] == [
+        [str(merged.pk), "Vertrieb", f"Inactive, merged into Sales (ID {sales.pk})", "6"],
+    ]
+
+
+def test_inactive_pool_scope(make_portal_user, contoso, sales, finance_pool):
+    retired = make_pool(contoso, "Vertrieb")
+    Pool.objects.filter(pk=retired.pk).update(is_active=False, merged_into=finance_pool)
+    pool_reader = make_portal_user("pool-fin", role=Role.FINANCE, pool=sales)
+    tenant_reader = make_portal_user("tenant-fin", role=Role.FINANCE, tenant=contoso)
+
+    assert set(chargeback_pools_for(pool_reader)) == {sales}
+    assert set(chargeback_pools_for(tenant_reader)) == {sales, finance_pool, retired}
+    assert retired not in pools_for(tenant_reader, Action.CHARGEBACK)
 
 
 def test_admin_and_auditor_see_all(client, make_portal_user, contoso, two_pools_held):

@@ -6,6 +6,12 @@ class ChargebackRowSerializer(serializers.Serializer):
 
     pool = serializers.IntegerField(source="pool_id")
     poolName = serializers.CharField(source="pool_name")
+    poolActive = serializers.BooleanField(
+        source="pool_active", help_text="False for a pool of a replaced scheme or one merged into another."
+    )
+    poolMergedInto = serializers.IntegerField(
+        source="merged_into_id", allow_null=True, help_text="The pool that took over an inactive pool in a merge."
+    )
     skuId = serializers.UUIDField(source="sku_guid")
     partNumber = serializers.CharField(source="part_number")
     product = serializers.CharField(source="product_name")

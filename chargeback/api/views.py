@@ -12,7 +12,7 @@ from chargeback.exports import csv_response
 from chargeback.forms import MonthForm
 from chargeback.reports import InvalidMonth, build_report, parse_month
 from rbac.choices import Action
-from rbac.scoping import get_tenant_or_404, pools_for
+from rbac.scoping import chargeback_pools_for, get_tenant_or_404
 
 from .serializers import ChargebackReportSerializer
 
@@ -50,7 +50,7 @@ class TenantChargebackView(APIView):
             year, month = parse_month(request.query_params.get("month") or MonthForm.current_month())
         except InvalidMonth as exc:
             return Response({"detail": exc.message, "month": [exc.message]}, status=400)
-        pools = pools_for(request.user, Action.CHARGEBACK).filter(tenant=tenant)
+        pools = chargeback_pools_for(request.user).filter(tenant=tenant)
         report = build_report(tenant=tenant, year=year, month=month, pools=pools)
         if request.accepted_renderer.format == "csv":
             return csv_response(report)
