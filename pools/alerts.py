@@ -5,8 +5,8 @@ true (``last_seen_at``, message, details), raises a new alert for a new key and 
 whose condition cleared. Newly raised alerts are e-mailed once through ``pools.notifications``.
 
 A full evaluation of a tenant runs after every successful sync and after drift is adopted or referred.
-Assignments, revocations and allotment changes evaluate only the pool and SKU they touched, once the
-change has committed.
+Assignments, revocations and allotment changes queue an evaluation of only the pool and SKU they
+touched, once the change has committed.
 """
 from __future__ import annotations
 
@@ -401,19 +401,15 @@ def evaluate_pool_sku(pool: Pool, sku: Sku, *, notify: bool = True) -> Evaluatio
 
 
 def evaluate_after_commit(*, pool_pk: int, sku_pk: int) -> None:
-    """Evaluate the pool's and SKU's alerts once the current transaction commits; errors are logged, not raised.
+    """Queue an evaluation of the pool's and SKU's alerts once the current transaction commits.
 
-    The change that calls this has already succeeded, so a failing evaluation must not undo or hide it.
+    A Celery worker runs it a moment later, coalesced with the other changes to the same pool and SKU;
+    without a broker it runs in this process on commit. Errors are logged, not raised, because the
+    change that calls this has already succeeded.
     """
+    from .alert_tasks import queue_pool_sku_evaluation
 
-    def run() -> None:
-        try:
-            current_pool = Pool.objects.select_related("tenant", "parent").get(pk=pool_pk)
-            evaluate_pool_sku(current_pool, Sku.objects.get(pk=sku_pk))
-        except Exception:
-            logger.exception("Evaluating alerts of pool %s and SKU %s after a change failed", pool_pk, sku_pk)
-
-    transaction.on_commit(run)
+    transaction.on_commit(lambda: queue_pool_sku_evaluation(pool_pk, sku_pk))
 
 
 def reconcile(tenant: Tenant, conditions: list[Condition], *, covered_keys: set[str] | None) -> EvaluationResult:

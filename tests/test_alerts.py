@@ -12,7 +12,7 @@ from pools.models import Alert, AlertPreference, Pool, SeatRequest
 from pools.notifications import send_digests
 from pools.services import assign_license, set_allotment, set_scheme
 
-from conftest import sync_now
+from conftest import require, sync_now
 
 
 @pytest.fixture
@@ -61,6 +61,45 @@ def mails_with_subject(mailoutbox, subject: str) -> list:
     return [mail for mail in mailoutbox if mail.subject == subject]
 
 
+@pytest.fixture
+def eager_tasks(monkeypatch):
+    """Run Celery tasks in the calling process, as the embedded default does without a broker."""
+    from licensepools.celery import app
+
+    # The app reads Django settings with the CELERY_ namespace, so the setting has the namespaced name.
+    monkeypatch.setattr(app.conf, "CELERY_TASK_ALWAYS_EAGER", True)
+
+
+@pytest.fixture
+def queued_tasks(monkeypatch, settings):
+    """Record each pool and SKU evaluation queued, without sending it to the broker, and return the list.
+
+    The pending marks are real ones in Redis. Marks left by earlier runs are cleared first.
+    """
+    import redis
+
+    from licensepools.celery import app
+    from pools import alert_tasks
+
+    broker = settings.CELERY_BROKER_URL
+    try:
+        if broker.startswith("redis"):
+            redis.Redis.from_url(broker, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        broker = ""
+    require(broker.startswith("redis"), "This test needs Redis: set CELERY_BROKER_URL=redis://127.0.0.1:6379/15.")
+    store = alert_tasks._pending_store()
+    for key in store.scan_iter(alert_tasks.PENDING_KEY.format(pool_pk="*", sku_pk="*")):
+        store.delete(key)
+    monkeypatch.setattr(app.conf, "CELERY_TASK_ALWAYS_EAGER", False)
+    queued: list[tuple] = []
+    monkeypatch.setattr(
+        alert_tasks.evaluate_pool_sku_alerts_task, "apply_async",
+        lambda args, **options: queued.append((tuple(args), options)),
+    )
+    return queued
+
+
 def test_spare_low_lifecycle(synced_tenant, admin, pool):
     sku = sku_named(synced_tenant, "SPE_E3")
     used = consumption(pool, sku)
@@ -101,7 +140,9 @@ def test_spare_low_by_percent(synced_tenant, admin, pool):
     assert alert.details["threshold"] == -(-(used + 1) * 50 // 100)
 
 
-def test_allotment_change_evaluates_after_commit(synced_tenant, admin, pool, django_capture_on_commit_callbacks):
+def test_allotment_change_evaluates_after_commit(
+    synced_tenant, admin, pool, eager_tasks, django_capture_on_commit_callbacks
+):
     sku = sku_named(synced_tenant, "SPE_E3")
     used = consumption(pool, sku)
     pool.spare_alert_count = 3
@@ -116,7 +157,9 @@ def test_allotment_change_evaluates_after_commit(synced_tenant, admin, pool, dja
     assert not Alert.objects.filter(kind=AlertKind.POOL_SPARE_LOW, resolved_at__isnull=True).exists()
 
 
-def test_assignment_evaluates_after_commit(emulator, synced_tenant, admin, pool, manager, django_capture_on_commit_callbacks):
+def test_assignment_evaluates_after_commit(
+    emulator, synced_tenant, admin, pool, manager, eager_tasks, django_capture_on_commit_callbacks
+):
     sku = sku_named(synced_tenant, "SPE_E3")
     pool.spare_alert_count = 1
     pool.save()
@@ -127,6 +170,75 @@ def test_assignment_evaluates_after_commit(emulator, synced_tenant, admin, pool,
         assign_license(acting_user=manager, pool=pool, user=user, sku=sku)
 
     assert open_alert(AlertKind.POOL_SPARE_LOW, pool=pool).details["spare"] == 0
+
+
+def test_changes_queue_one_evaluation(synced_tenant, admin, pool, queued_tasks, django_capture_on_commit_callbacks):
+    from pools.alert_tasks import POOL_SKU_EVALUATION_DELAY_SECONDS
+
+    sku = sku_named(synced_tenant, "SPE_E3")
+    used = consumption(pool, sku)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for seats in range(used + 10, used + 13):
+            set_allotment(acting_user=admin, pool=pool, sku=sku, seats=seats)
+
+    assert len(queued_tasks) == 1
+    args, options = queued_tasks[0]
+    assert args == (pool.pk, sku.pk)
+    assert options["countdown"] == POOL_SKU_EVALUATION_DELAY_SECONDS
+
+
+def test_evaluation_start_allows_next(synced_tenant, admin, pool, queued_tasks, django_capture_on_commit_callbacks):
+    from pools.alert_tasks import evaluate_pool_sku_alerts_task
+
+    sku = sku_named(synced_tenant, "SPE_E3")
+    used = consumption(pool, sku)
+    pool.spare_alert_count = 3
+    pool.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        set_allotment(acting_user=admin, pool=pool, sku=sku, seats=used + 1)
+
+    evaluate_pool_sku_alerts_task(pool.pk, sku.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        set_allotment(acting_user=admin, pool=pool, sku=sku, seats=used + 2)
+
+    assert open_alert(AlertKind.POOL_SPARE_LOW, pool=pool).details["spare"] == 1
+    assert [args for args, _options in queued_tasks] == [(pool.pk, sku.pk), (pool.pk, sku.pk)]
+
+
+def test_evaluation_of_deleted_pool(synced_tenant, pool):
+    from pools.alert_tasks import evaluate_pool_sku_alerts_task
+
+    sku = sku_named(synced_tenant, "SPE_E3")
+    missing = Pool.objects.order_by("-pk").first().pk + 1
+
+    assert evaluate_pool_sku_alerts_task(missing, sku.pk) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_assignment_alert_from_worker(celery_worker, emulator, tenant, make_portal_user):
+    sync_now(tenant)
+    admin = make_portal_user("admin", role="tenant_admin", tenant=tenant)
+    set_scheme(acting_user=admin, tenant=tenant, level1_attribute=PoolAttribute.UPN_DOMAIN)
+    pool = Pool.objects.filter(tenant=tenant, parent=None, is_unassigned=False).order_by("-pk").first()
+    manager = make_portal_user("manager", role="pool_manager", pool=pool)
+    sku = sku_named(tenant, "SPE_E3")
+    pool.spare_alert_count = 1
+    pool.save()
+    set_allotment(acting_user=admin, pool=pool, sku=sku, seats=consumption(pool, sku) + 2)
+    users = list(pool.members_queryset().exclude(usage_location="").exclude(licenses__isnull=False).order_by("pk")[:2])
+
+    for user in users:
+        assign_license(acting_user=manager, pool=pool, user=user, sku=sku)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        alert = Alert.objects.filter(kind=AlertKind.POOL_SPARE_LOW, pool=pool, resolved_at__isnull=True).first()
+        if alert is not None and alert.details["spare"] == 0:
+            break
+        time.sleep(0.2)
+    assert alert is not None, "the Celery worker raised no spare-low alert within 30 s"
+    assert alert.details["spare"] == 0
 
 
 def test_mover_over_allotment(emulator, synced_tenant, admin):
