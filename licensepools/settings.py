@@ -175,10 +175,14 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
+    # DRF takes the WWW-Authenticate header from the first class. Token authentication comes first so that a
+    # request without valid credentials gets 401 with "WWW-Authenticate: Token"; session authentication (and
+    # its CSRF check on unsafe methods) still applies to requests that send no Authorization header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
+    "EXCEPTION_HANDLER": "licensepools.api_errors.api_exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",

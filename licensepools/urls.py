@@ -14,3 +14,9 @@ urlpatterns = [
     path("", include("chargeback.urls")),
     path("", include("pools.urls")),
 ]
+
+# Paths under /api/ get JSON errors, every other path Django's HTML pages.
+handler400 = "licensepools.api_errors.bad_request"
+handler403 = "licensepools.api_errors.permission_denied"
+handler404 = "licensepools.api_errors.page_not_found"
+handler500 = "licensepools.api_errors.server_error"

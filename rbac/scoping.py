@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
 
@@ -15,6 +16,15 @@ from graphsync.models import DirectoryUser, Tenant
 from pools.models import Pool
 
 from .choices import Action
+
+
+class ObjectNotFound(Http404):
+    """Http404 whose message is written for users, such as "Pool not found.".
+
+    Raised alike for a missing object and one outside the user's scope, so the two look the same.
+    The API returns its message; Django's HTML 404 page shows none.
+    """
+
 
 # Tenant-wide permissions that grant each action on every pool of the tenant.
 TENANT_PERMISSIONS = {
@@ -80,14 +90,14 @@ def users_for(user: AbstractBaseUser, action: Action) -> QuerySet[DirectoryUser]
 def get_tenant_or_404(user: AbstractBaseUser, action: Action, **lookup) -> Tenant:
     tenant = tenants_for(user, action).filter(**lookup).first()
     if tenant is None:
-        raise Http404("No such tenant.")
+        raise ObjectNotFound(_("Tenant not found."))
     return tenant
 
 
 def get_pool_or_404(user: AbstractBaseUser, action: Action, **lookup) -> Pool:
     pool = pools_for(user, action).select_related("tenant", "parent").filter(**lookup).first()
     if pool is None:
-        raise Http404("No such pool.")
+        raise ObjectNotFound(_("Pool not found."))
     return pool
 
 

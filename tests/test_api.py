@@ -249,6 +249,60 @@ def test_put_allotment_unknown_sku(admin_api, sales):
     response = admin_api.put(f"/api/v1/pools/{sales.pk}/allotments/{uuid.uuid4()}/", {"seats": 1}, format="json")
 
     assert response.status_code == 404
+    assert response.json() == {"detail": "SKU not found."}
+
+
+def test_unknown_user_not_found(admin_api, sales, free_sku):
+    outsider = DirectoryUser.objects.filter(tenant=sales.tenant, is_deleted=False).exclude(pool=sales).first()
+    missing_id = uuid.uuid4()
+
+    for user_id in (missing_id, outsider.user_id):
+        assigned = admin_api.post(
+            f"/api/v1/pools/{sales.pk}/users/{user_id}/licenses/", {"skuId": str(free_sku.sku_id)}, format="json"
+        )
+        revoked = admin_api.delete(f"/api/v1/pools/{sales.pk}/users/{user_id}/licenses/{free_sku.sku_id}/")
+
+        assert assigned.status_code == 404, user_id
+        assert assigned.json() == {"detail": "User not found."}, user_id
+        assert revoked.status_code == 404, user_id
+        assert revoked.json() == {"detail": "User not found."}, user_id
+
+
+def test_missing_objects_named(admin_api, synced_tenant):
+    cases = [
+        ("/api/v1/tenants/999999/", "Tenant not found."),
+        ("/api/v1/tenants/999999/skus/", "Tenant not found."),
+        ("/api/v1/tenants/999999/chargeback/", "Tenant not found."),
+        ("/api/v1/pools/999999/", "Pool not found."),
+        ("/api/v1/pools/999999/users/", "Pool not found."),
+        ("/api/v1/pools/999999/reclaim-candidates/", "Pool not found."),
+        ("/api/v1/purchases/999999/", "Purchase not found."),
+        ("/api/v1/seat-requests/999999/", "Seat request not found."),
+    ]
+    for url, message in cases:
+        response = admin_api.get(url)
+
+        assert response.status_code == 404, url
+        assert response["Content-Type"] == "application/json", url
+        assert response.json() == {"detail": message}, url
+
+
+def test_unknown_endpoint_json_404(admin_api):
+    for url in ["/api/v1/no-such-thing/", "/api/v1/pools/abc/", "/api/v2/pools/"]:
+        response = admin_api.get(url)
+
+        assert response.status_code == 404, url
+        assert response["Content-Type"] == "application/json", url
+        assert response.json() == {
+            "detail": f"No API endpoint matches {url}. The endpoints are listed at /api/schema/."
+        }, url
+
+
+def test_html_404_outside_api(admin_api):
+    response = admin_api.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
 
 
 def test_assign_and_revoke(admin_api, sales, admin, free_sku, emulated_tenant_state):
@@ -407,9 +461,54 @@ def test_token_auth(api, synced_tenant, admin):
 
     assert accepted.status_code == 200
     assert [item["id"] for item in accepted.json()["results"]] == [synced_tenant.pk]
-    # Session authentication comes first and sends no WWW-Authenticate header, so DRF answers 403.
-    assert refused.status_code == 403
+    assert refused.status_code == 401
+    assert refused["WWW-Authenticate"] == "Token"
     assert refused.json() == {"detail": "Invalid token."}
+
+
+def test_missing_credentials_401(api, synced_tenant):
+    response = api.get("/api/v1/tenants/")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+
+
+def test_invalid_token_beats_session(synced_tenant, admin):
+    api = APIClient()
+    assert api.login(username="admin", password=PASSWORD)
+    api.credentials(HTTP_AUTHORIZATION="Token not-a-valid-token")
+
+    response = api.get("/api/v1/tenants/")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}
+
+
+def test_session_writes_need_csrf(synced_tenant, admin):
+    api = APIClient(enforce_csrf_checks=True)
+    assert api.login(username="admin", password=PASSWORD)
+    sync_url = f"/api/v1/tenants/{synced_tenant.pk}/sync/"
+
+    refused = api.post(sync_url)
+    # The browsable API's page sets the CSRF cookie, as a browser session would get it.
+    browsable = api.get("/api/v1/tenants/", HTTP_ACCEPT="text/html")
+    accepted = api.post(sync_url, HTTP_X_CSRFTOKEN=api.cookies["csrftoken"].value)
+
+    assert refused.status_code == 403
+    assert refused.json() == {"detail": "CSRF Failed: CSRF cookie not set."}
+    assert browsable.status_code == 200
+    assert browsable["Content-Type"].startswith("text/html")
+    assert accepted.status_code == 202
+
+
+def test_token_writes_skip_csrf(synced_tenant, admin):
+    api = APIClient(enforce_csrf_checks=True)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin).key}")
+
+    response = api.post(f"/api/v1/tenants/{synced_tenant.pk}/sync/")
+
+    assert response.status_code == 202
 
 
 def test_session_auth(api, synced_tenant, admin):

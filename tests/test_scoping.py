@@ -4,6 +4,8 @@ Two tenants are served by one Graph emulator, so that a leak between tenants wou
 """
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db.models import Count, Q
 from rest_framework.test import APIClient
@@ -16,6 +18,10 @@ from rbac.choices import Action, Role
 
 FREE_SKU = "FLOW_FREE"
 NOT_AUTHENTICATED = {"detail": "Authentication credentials were not provided."}
+NOT_FOUND = {
+    "tenant": {"detail": "Tenant not found."},
+    "pool": {"detail": "Pool not found."},
+}
 
 
 @pytest.fixture
@@ -119,7 +125,7 @@ def test_manager_api_other_pool_404(make_portal_user, setup):
         response = getattr(api, method)(url, body, format="json")
 
         assert response.status_code == 404, (method, url)
-        assert response.json() == {"detail": "No such pool."}, (method, url)
+        assert response.json() == {"detail": "Pool not found."}, (method, url)
 
     assert AuditEvent.objects.count() == events_before
     assert Allotment.objects.get(pool=setup["b"], sku=setup["sku"]).seats == 50
@@ -145,9 +151,12 @@ def test_manager_cannot_reach_b_member_via_a(make_portal_user, setup):
 
     assigned = api.post(f"{base}/users/{without.user_id}/licenses/", {"skuId": str(sku.sku_id)}, format="json")
     revoked = api.delete(f"{base}/users/{holder.user_id}/licenses/{sku.sku_id}/")
+    missing = api.delete(f"{base}/users/{uuid.uuid4()}/licenses/{sku.sku_id}/")
 
-    assert assigned.status_code == 404
-    assert revoked.status_code == 404
+    # A member of pool B looks exactly like a user who does not exist.
+    for response in (assigned, revoked, missing):
+        assert response.status_code == 404
+        assert response.json() == {"detail": "User not found."}
     assert not held_in_emulator(setup["server"], setup["x"], without, sku)
     assert held_in_emulator(setup["server"], setup["x"], holder, sku)
 
@@ -175,15 +184,19 @@ def test_tenant_x_sees_nothing_of_y(client, make_portal_user, setup):
     assert pools
     assert {item["tenant"] for item in pools} == {tenant_x.pk}
     assert filtered == []
-    for url in [
-        f"/api/v1/tenants/{tenant_y.pk}/",
-        f"/api/v1/tenants/{tenant_y.pk}/skus/",
-        f"/api/v1/tenants/{tenant_y.pk}/chargeback/",
-        f"/api/v1/pools/{y_pool.pk}/",
-        f"/api/v1/pools/{y_pool.pk}/users/",
+    for url, body in [
+        (f"/api/v1/tenants/{tenant_y.pk}/", NOT_FOUND["tenant"]),
+        (f"/api/v1/tenants/{tenant_y.pk}/skus/", NOT_FOUND["tenant"]),
+        (f"/api/v1/tenants/{tenant_y.pk}/chargeback/", NOT_FOUND["tenant"]),
+        (f"/api/v1/pools/{y_pool.pk}/", NOT_FOUND["pool"]),
+        (f"/api/v1/pools/{y_pool.pk}/users/", NOT_FOUND["pool"]),
     ]:
-        assert api.get(url).status_code == 404, url
-    assert api.post(f"/api/v1/tenants/{tenant_y.pk}/sync/").status_code == 404
+        response = api.get(url)
+        assert response.status_code == 404, url
+        assert response.json() == body, url
+    synced = api.post(f"/api/v1/tenants/{tenant_y.pk}/sync/")
+    assert synced.status_code == 404
+    assert synced.json() == NOT_FOUND["tenant"]
     assert client.get(f"/tenants/{tenant_y.pk}/chargeback/").status_code == 404
     assert client.get(f"/tenants/{tenant_y.pk}/prices/").status_code == 404
     assert client.get(f"/pools/{y_pool.pk}/").status_code == 404
@@ -260,8 +273,8 @@ def test_anonymous_rejected(setup):
     for method, url, body in requests:
         response = getattr(api, method)(url, body, format="json")
 
-        # Session authentication comes first and sends no WWW-Authenticate header, so DRF answers 403.
-        assert response.status_code == 403, (method, url)
+        assert response.status_code == 401, (method, url)
+        assert response["WWW-Authenticate"] == "Token", (method, url)
         assert response.json() == NOT_AUTHENTICATED, (method, url)
     assert held_in_emulator(setup["server"], setup["x"], setup["b_holder"], setup["sku"])
 

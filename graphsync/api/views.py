@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 
 from graphsync.models import Tenant
 from graphsync.services import request_sync
+from licensepools.api_errors import NamedNotFoundMixin
 from pools.audit import record_event
 from pools.choices import AuditAction
 from pools.stock import tenant_stock
@@ -23,11 +25,12 @@ from .serializers import SkuStockSerializer, SyncRunSerializer, TenantSerializer
 logger = logging.getLogger(__name__)
 
 
-class TenantViewSet(viewsets.ReadOnlyModelViewSet):
+class TenantViewSet(NamedNotFoundMixin, viewsets.ReadOnlyModelViewSet):
     """Tenants the user may view, or whose chargeback the user may see."""
 
     serializer_class = TenantSerializer
     queryset = Tenant.objects.none()
+    not_found_message = _("Tenant not found.")
     lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self):

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from django.db.models import Q
-from django.http import Http404
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -12,12 +12,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from graphsync.models import Sku, Subscription
+from licensepools.api_errors import NamedNotFoundMixin
 from pools import purchases, seat_requests
 from pools.choices import PurchaseTerm, RequestStatus
 from pools.exceptions import PoolsError
 from pools.models import Purchase, SeatRequest
 from rbac.choices import Action
-from rbac.scoping import pools_for
+from rbac.scoping import ObjectNotFound, pools_for
 
 from .serializers import ErrorSerializer
 
@@ -80,11 +81,12 @@ class PurchaseFilter(filters.FilterSet):
         return queryset.filter(Q(pool_id=value) | Q(pool__parent_id=value))
 
 
-class PurchaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class PurchaseViewSet(NamedNotFoundMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The purchase ledger: tenants the user audits and pools the user may view; recording needs a tenant
     administrator."""
 
     queryset = Purchase.objects.none()
+    not_found_message = _lazy("Purchase not found.")
     serializer_class = PurchaseSerializer
     lookup_value_regex = r"[0-9]+"
     filter_backends = [filters.DjangoFilterBackend]
@@ -104,7 +106,7 @@ class PurchaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data = body.validated_data
         pool = pools_for(request.user, Action.ADMINISTER).select_related("tenant", "parent").filter(pk=data["pool"]).first()
         if pool is None:
-            raise Http404("No such pool.")
+            raise ObjectNotFound(_("Pool not found."))
         sku = Sku.objects.filter(tenant=pool.tenant, sku_id=data["skuId"]).first()
         if sku is None:
             message = _("The tenant has no SKU with the ID %(sku_id)s.") % {"sku_id": data["skuId"]}
@@ -183,10 +185,11 @@ DECISION_RESPONSES = {
 }
 
 
-class SeatRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class SeatRequestViewSet(NamedNotFoundMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Seat requests of tenants the user administers or audits and of pools the user may view."""
 
     queryset = SeatRequest.objects.none()
+    not_found_message = _lazy("Seat request not found.")
     serializer_class = SeatRequestSerializer
     lookup_value_regex = r"[0-9]+"
     filter_backends = [filters.DjangoFilterBackend]
@@ -208,7 +211,7 @@ class SeatRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             pk=data["pool"]
         ).first()
         if pool is None:
-            raise Http404("No such pool.")
+            raise ObjectNotFound(_("Pool not found."))
         sku = Sku.objects.filter(tenant=pool.tenant, sku_id=data["skuId"]).first()
         if sku is None:
             message = _("The tenant has no SKU with the ID %(sku_id)s.") % {"sku_id": data["skuId"]}

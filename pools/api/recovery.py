@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -15,7 +16,7 @@ from pools import recovery
 from pools.exceptions import PoolsError
 from pools.models import Pool
 from rbac.choices import Action
-from rbac.scoping import get_pool_or_404
+from rbac.scoping import ObjectNotFound, get_pool_or_404
 
 from .serializers import ErrorSerializer
 
@@ -100,7 +101,7 @@ class ExemptionOutputSerializer(ExemptionSerializer):
 def _member_or_404(pool: Pool, user_id) -> DirectoryUser:
     user = pool.members_queryset().filter(user_id=user_id).select_related("pool").first()
     if user is None:
-        raise Http404("No such user in this pool.")
+        raise ObjectNotFound(_("User not found."))
     return user
 
 
@@ -119,7 +120,7 @@ class ExemptionView(APIView):
     def _scope(self, request: Request, pool_pk: int, user_id) -> tuple[Pool, DirectoryUser]:
         pool = recovery.recoverable_pools(request.user).select_related("tenant", "parent").filter(pk=pool_pk).first()
         if pool is None:
-            raise Http404("No such pool.")
+            raise ObjectNotFound(_("Pool not found."))
         return pool, _member_or_404(pool, user_id)
 
     @extend_schema(
@@ -148,5 +149,8 @@ class ExemptionView(APIView):
     @extend_schema(responses={204: None, 404: ErrorSerializer})
     def delete(self, request: Request, pool_pk: int, user_id) -> Response:
         pool, user = self._scope(request, pool_pk, user_id)
-        recovery.remove_exemption(acting_user=request.user, pool=pool, user=user)
+        try:
+            recovery.remove_exemption(acting_user=request.user, pool=pool, user=user)
+        except Http404:
+            raise ObjectNotFound(_("The user has no exemption.")) from None
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 
 from django.db.models import Prefetch, Q
-from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -20,7 +19,7 @@ from pools.exceptions import AllotmentError, AssignmentRejected, GraphRejected
 from pools.models import Pool
 from pools.stock import pool_lines
 from rbac.choices import Action
-from rbac.scoping import get_pool_or_404, pools_for, users_for
+from rbac.scoping import ObjectNotFound, get_pool_or_404, pools_for, users_for
 
 from .filters import PoolFilter
 from .serializers import (
@@ -88,7 +87,17 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _pool_user(self, pool: Pool, action: Action, user_id: str) -> DirectoryUser:
         users = users_for(self.request.user, action).filter(tenant=pool.tenant, pool_id__in=pool.subtree_ids())
-        return get_object_or_404(users, user_id=user_id)
+        member = users.filter(user_id=user_id).first()
+        if member is None:
+            raise ObjectNotFound(_("User not found."))
+        return member
+
+    @staticmethod
+    def _tenant_sku(pool: Pool, sku_id: str) -> Sku:
+        sku = Sku.objects.filter(tenant=pool.tenant, sku_id=sku_id).first()
+        if sku is None:
+            raise ObjectNotFound(_("SKU not found."))
+        return sku
 
     @extend_schema(
         parameters=[OpenApiParameter("search", str, description="Part of the user principal name or display name.")],
@@ -122,7 +131,7 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["put"], url_path=rf"allotments/(?P<sku_id>{GUID_PATTERN})")
     def allotment(self, request: Request, pk: str, sku_id: str) -> Response:
         pool = get_pool_or_404(request.user, Action.ADMINISTER, pk=pk)
-        sku = get_object_or_404(Sku, tenant=pool.tenant, sku_id=sku_id)
+        sku = self._tenant_sku(pool, sku_id)
         body = AllotmentInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -172,7 +181,7 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
     def license(self, request: Request, pk: str, user_id: str, sku_id: str) -> Response:
         pool = get_pool_or_404(request.user, Action.ASSIGN, pk=pk)
         member = self._pool_user(pool, Action.ASSIGN, user_id)
-        sku = get_object_or_404(Sku, tenant=pool.tenant, sku_id=sku_id)
+        sku = self._tenant_sku(pool, sku_id)
         try:
             services.revoke_license(acting_user=request.user, pool=pool, user=member, sku=sku)
         except (AssignmentRejected, GraphRejected) as exc:
