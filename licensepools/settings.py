@@ -8,6 +8,7 @@ also set ``DJANGO_SECRET_KEY``.
 """
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -77,6 +78,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "guardian",
+    "axes",
     "graphsync",
     "pools",
     "rbac",
@@ -94,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Replaces the response to a sign-in that django-axes rejected with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "licensepools.urls"
@@ -131,6 +135,8 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First, so that a locked-out sign-in is refused before any password is checked.
+    "licensepools.sign_in.SignInThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -138,6 +144,21 @@ ANONYMOUS_USER_NAME = None
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "pools:home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in throttling (django-axes): after LOGIN_FAILURE_LIMIT failed sign-ins with one user name from one
+# address, that pair is locked out until LOGIN_LOCKOUT_MINUTES have passed since its latest attempt. An
+# attempt during the lockout, even with the right password, fails and starts the wait again. This covers
+# the portal's sign-in page and the Django admin's, which both authenticate through Django's backends.
+# NOTE: the address is REMOTE_ADDR. Behind a reverse proxy every client shares the proxy's address, so the
+# lockout then applies to the user name from anywhere.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "licensepools.sign_in.lockout_response"
+# Only failures are stored; successful sign-ins would otherwise add a row each, forever.
+AXES_DISABLE_ACCESS_LOG = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -175,9 +196,9 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
-    # DRF takes the WWW-Authenticate header from the first class. Token authentication comes first so that a
-    # request without valid credentials gets 401 with "WWW-Authenticate: Token"; session authentication (and
-    # its CSRF check on unsafe methods) still applies to requests that send no Authorization header.
+    # DRF takes the WWW-Authenticate header from the first class. Token authentication comes first, so a
+    # request without valid credentials gets 401 with "WWW-Authenticate: Token". Requests that send no
+    # Authorization header still use the session, with its CSRF check on unsafe methods.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
