@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from rbac.choices import Action
-from rbac.scoping import chargeback_pools_for, get_tenant_or_404
+from rbac.scoping import can_administer_tenant, chargeback_pools_for, get_tenant_or_404
 
 from .exports import csv_response
 from .forms import MonthForm, PriceForm
@@ -52,8 +52,13 @@ def report_csv(request: HttpRequest, tenant_pk: int, month: str) -> HttpResponse
 @login_required
 @require_http_methods(["GET", "POST"])
 def prices(request: HttpRequest, tenant_pk: int) -> HttpResponse:
-    tenant = get_tenant_or_404(request.user, Action.ADMINISTER, pk=tenant_pk)
-    form = PriceForm(request.POST or None, tenant=tenant)
+    """Show the price history to users who may see the tenant's chargeback, and let tenant administrators set prices."""
+    if request.method == "POST":
+        tenant = get_tenant_or_404(request.user, Action.ADMINISTER, pk=tenant_pk)
+    else:
+        tenant = get_tenant_or_404(request.user, Action.CHARGEBACK, pk=tenant_pk)
+    can_set_prices = can_administer_tenant(request.user, tenant)
+    form = PriceForm(request.POST or None, tenant=tenant) if can_set_prices else None
     if request.method == "POST" and form.is_valid():
         price = set_price(acting_user=request.user, tenant=tenant, **form.cleaned_data)
         messages.success(
@@ -72,4 +77,5 @@ def prices(request: HttpRequest, tenant_pk: int) -> HttpResponse:
         "sku__part_number", "-effective_from"
     )
     status = 400 if request.method == "POST" else 200
-    return render(request, "chargeback/prices.html", {"tenant": tenant, "form": form, "prices": history}, status=status)
+    context = {"tenant": tenant, "form": form, "prices": history}
+    return render(request, "chargeback/prices.html", context, status=status)

@@ -698,12 +698,53 @@ def test_negative_price_rejected(client, make_portal_user, contoso, e5):
     assert not SkuPrice.objects.exists()
 
 
-def test_prices_page_admins_only(client, make_portal_user, contoso, e5):
+def test_finance_reads_prices(client, make_portal_user, contoso, e5):
+    admin = make_portal_user("admin", role=Role.TENANT_ADMIN, tenant=contoso)
+    SkuPrice.objects.create(
+        tenant=contoso, sku=e5, monthly_price=Decimal("54.75"), currency="EUR", effective_from=dt.date(2025, 3, 1),
+        created_by=admin,
+    )
     client.force_login(make_portal_user("fin", role=Role.FINANCE, tenant=contoso))
 
-    assert client.get(prices_url(contoso)).status_code == 404
-    response = client.post(
-        prices_url(contoso), {"sku": e5.pk, "monthly_price": "1", "currency": "EUR", "effective_from": "2025-03-01"}
+    page = client.get(prices_url(contoso))
+    posted = client.post(
+        prices_url(contoso), {"sku": e5.pk, "monthly_price": "1", "currency": "EUR", "effective_from": "2025-04-01"}
     )
-    assert response.status_code == 404
-    assert not SkuPrice.objects.exists()
+
+    assert page.status_code == 200
+    assert page.context["form"] is None
+    body = page.content.decode()
+    assert "54.75" in body
+    assert "Tenant administrators set these prices." in body
+    assert "Set price" not in body
+    assert posted.status_code == 404
+    assert SkuPrice.objects.count() == 1
+
+
+def test_prices_page_roles(client, make_portal_user, contoso, sales):
+    users = {
+        "pool-finance": (make_portal_user("pool-finance", role=Role.FINANCE, pool=sales), 200),
+        "auditor": (make_portal_user("auditor", role=Role.AUDITOR, tenant=contoso), 200),
+        "manager": (make_portal_user("manager", role=Role.POOL_MANAGER, pool=sales), 404),
+        "operator": (make_portal_user("operator", role=Role.LICENSE_OPERATOR, tenant=contoso), 404),
+        "nobody": (make_portal_user("nobody"), 404),
+    }
+
+    for name, (user, status) in users.items():
+        client.force_login(user)
+
+        assert client.get(prices_url(contoso)).status_code == status, name
+
+
+def test_prices_in_navigation(client, make_portal_user, contoso, sales):
+    link = f'href="{prices_url(contoso)}"'
+    users = {
+        "admin": (make_portal_user("admin", role=Role.TENANT_ADMIN, tenant=contoso), True),
+        "finance": (make_portal_user("fin", role=Role.FINANCE, tenant=contoso), True),
+        "manager": (make_portal_user("manager", role=Role.POOL_MANAGER, pool=sales), False),
+    }
+
+    for name, (user, shown) in users.items():
+        client.force_login(user)
+
+        assert (link in client.get(reverse("pools:home")).content.decode()) is shown, name
