@@ -5,10 +5,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from .choices import SyncKind, SyncStatus
+from .currencies import validate_currency_code
 from .models import MICROSOFT_AUTHORITY_HOST, MICROSOFT_GRAPH_BASE_URL, DeltaState, SyncRun, Tenant
 
 
@@ -33,6 +35,10 @@ def connect_tenant(
         graph_base_url=graph_base_url, ca_bundle=ca_bundle, currency=currency.upper(),
     )
     tenant.set_client_secret(client_secret)
+    try:
+        validate_currency_code(currency)
+    except ValidationError as exc:
+        raise ValidationError({"currency": exc.error_list}) from None
     tenant.full_clean()
     with transaction.atomic():
         tenant.save()

@@ -13,6 +13,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from graphsync.currencies import is_currency_code
 from graphsync.models import Sku, Subscription, Tenant
 from rbac import scoping
 from rbac.choices import Action
@@ -75,10 +76,10 @@ def pool_ledger(user: AbstractBaseUser, pool: Pool) -> QuerySet[Purchase]:
 def _check_input(data: PurchaseInput, tenant: Tenant) -> str:
     """Validate what a form or serializer cannot, and return the currency to store."""
     currency = (data.currency or tenant.currency).strip().upper()
-    if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+    if not is_currency_code(currency):
         raise PurchaseError(
-            _("The currency %(currency)s is not an ISO 4217 code. Enter three letters, for example EUR or USD.")
-            % {"currency": data.currency}
+            _('The currency "%(currency)s" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.')
+            % {"currency": data.currency or tenant.currency}
         )
     if data.quantity < 1:
         raise PurchaseError(

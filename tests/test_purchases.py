@@ -175,7 +175,10 @@ def test_purchase_input_validated(synced_tenant, admin, us):
     flow = sku(synced_tenant, "FLOW_FREE")
     tomorrow = timezone.localdate() + dt.timedelta(days=1)
     cases = [
-        ({"currency": "E1"}, "The currency E1 is not an ISO 4217 code. Enter three letters, for example EUR or USD."),
+        ({"currency": "E1"},
+         'The currency "E1" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.'),
+        ({"currency": "EUX"},
+         'The currency "EUX" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.'),
         ({"quantity": 0}, "The quantity must be at least 1; 0 was given."),
         ({"unit_price": Decimal("-1")}, "The unit price cannot be negative; -1 was given."),
         ({"purchased_on": tomorrow},
@@ -443,3 +446,23 @@ def test_api_purchase_rejected(synced_tenant, admin, us):
 
     assert response.status_code == 400
     assert response.json()["detail"].startswith(f"Cannot record 129 seats of {e3.name} for US:")
+
+
+def test_api_purchase_unknown_currency(synced_tenant, admin, us):
+    flow = sku(synced_tenant, "FLOW_FREE")
+    api = APIClient()
+    api.force_authenticate(admin)
+
+    response = api.post(
+        "/api/v1/purchases/",
+        {"pool": us.pk, "skuId": str(flow.sku_id), "quantity": 1, "purchasedOn": "2025-03-01", "unitPrice": "1",
+         "currency": "EUX"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "currency": ['"EUX" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.']
+    }
+    assert not Purchase.objects.exists()
+

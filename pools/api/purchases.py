@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from graphsync.currencies import validate_currency_code
 from graphsync.models import Sku, Subscription
 from licensepools.api_errors import NamedNotFoundMixin
 from pools import purchases, seat_requests
@@ -57,7 +58,8 @@ class PurchaseInputSerializer(serializers.Serializer):
     purchasedOn = serializers.DateField()
     unitPrice = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0, help_text="Per seat and month.")
     currency = serializers.CharField(
-        max_length=3, required=False, allow_blank=True, default="", help_text="ISO 4217; empty uses the tenant's."
+        required=False, allow_blank=True, default="", validators=[validate_currency_code],
+        help_text="ISO 4217; empty uses the tenant's.",
     )
     term = serializers.ChoiceField(choices=PurchaseTerm.choices, default=PurchaseTerm.ANNUAL)
     orderReference = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
