@@ -4,11 +4,13 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MinValueValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from graphsync.currencies import validate_currency_code
 from graphsync.models import Sku, Tenant
+from licensepools.form_errors import DateField, DecimalField, NamedErrorsFormMixin
 
 from .reports import InvalidMonth, month_label, parse_month
 
@@ -41,9 +43,9 @@ class SkuChoiceField(forms.ModelChoiceField):
         return obj.part_number
 
 
-class PriceForm(forms.Form):
+class PriceForm(NamedErrorsFormMixin, forms.Form):
     sku = SkuChoiceField(label=_("SKU"), queryset=Sku.objects.none())
-    monthly_price = forms.DecimalField(
+    monthly_price = DecimalField(
         label=_("Monthly price per seat"),
         max_digits=12,
         decimal_places=4,
@@ -52,12 +54,12 @@ class PriceForm(forms.Form):
     )
     currency = forms.CharField(
         label=_("Currency"),
-        max_length=3,
-        min_length=3,
+        # The ISO 4217 check covers the length, so a wrong length gets that one message and no second one.
+        widget=forms.TextInput(attrs={"maxlength": 3, "size": 3}),
         help_text=_("ISO 4217 code, e.g. EUR."),
-        validators=[RegexValidator(r"^[A-Za-z]{3}$", _("Enter a three-letter ISO 4217 code, e.g. EUR."))],
+        validators=[validate_currency_code],
     )
-    effective_from = forms.DateField(
+    effective_from = DateField(
         label=_("Effective from"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("The price applies to license-days from this date until a later price takes over."),

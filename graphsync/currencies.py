@@ -1,7 +1,7 @@
 """ISO 4217 currency codes, checked against the list of current codes in the pycountry package.
 
-pycountry (pinned in pyproject.toml) ships Debian's iso-codes data, which follows the ISO 4217 maintenance
-agency's amendments; codes that ISO withdrew, such as HRK, are not in it.
+pycountry (pinned in pyproject.toml) ships Debian's iso-codes data, which follows the amendments of the ISO 4217
+maintenance agency. Codes that ISO withdrew, such as HRK, are not in it.
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from graphsync.models import DirectoryUser, Sku, Tenant
+from licensepools.form_errors import IntegerField, NamedErrorsFormMixin
 
 from .choices import PoolAttribute
 from .models import Pool
@@ -30,11 +31,11 @@ class SchemeForm(forms.Form):
         return cleaned
 
 
-class AllotmentForm(forms.Form):
+class AllotmentForm(NamedErrorsFormMixin, forms.Form):
     """One SKU's allotment for a pool. An empty number removes the allotment."""
 
     sku = forms.ModelChoiceField(queryset=Sku.objects.none(), widget=forms.HiddenInput)
-    seats = forms.IntegerField(
+    seats = IntegerField(
         label=_("Seats"),
         min_value=0,
         required=False,
@@ -44,6 +45,13 @@ class AllotmentForm(forms.Form):
     def __init__(self, *args, tenant: Tenant, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["sku"].queryset = Sku.objects.filter(tenant=tenant)
+
+    def error_label(self, name: str) -> str:
+        # The page shows one of these forms per SKU and reports errors as a message above the table.
+        sku = self.cleaned_data.get("sku")
+        if name == "seats" and sku is not None:
+            return _("Allotment for %(sku)s") % {"sku": sku.name}
+        return super().error_label(name)
 
 
 class RenamePoolForm(forms.Form):
@@ -57,7 +65,7 @@ class RenamePoolForm(forms.Form):
     )
 
 
-class AssignForm(forms.Form):
+class AssignForm(NamedErrorsFormMixin, forms.Form):
     """A user of the pool and a SKU that applies to users. The service checks the quotas."""
 
     user = forms.ModelChoiceField(queryset=DirectoryUser.objects.none(), widget=forms.HiddenInput)

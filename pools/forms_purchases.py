@@ -6,7 +6,9 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from graphsync.currencies import INVALID_CURRENCY_MESSAGE, is_currency_code
 from graphsync.models import Sku, Subscription, Tenant
+from licensepools.form_errors import DateField, DecimalField, IntegerField, NamedErrorsFormMixin
 
 from .choices import PurchaseTerm
 from .models import Pool
@@ -37,22 +39,23 @@ class PoolChoiceField(forms.ModelChoiceField):
         return str(obj)
 
 
-class PurchaseForm(forms.Form):
+class PurchaseForm(NamedErrorsFormMixin, forms.Form):
     """A purchase of seats for a level-1 or level-2 pool of the tenant."""
 
     sku = SkuChoiceField(queryset=Sku.objects.none(), label=_("SKU"), empty_label=_("Choose a SKU"))
     pool = PoolChoiceField(queryset=Pool.objects.none(), label=_("Purchasing pool"), empty_label=_("Choose a pool"))
-    quantity = forms.IntegerField(label=_("Seats"), min_value=1, max_value=MAX_SEATS)
-    purchased_on = forms.DateField(
+    quantity = IntegerField(label=_("Seats"), min_value=1, max_value=MAX_SEATS)
+    purchased_on = DateField(
         label=_("Purchase date"), widget=forms.DateInput(attrs={"type": "date"}),
         help_text=_("The order date; it cannot be in the future."),
     )
-    unit_price = forms.DecimalField(
+    unit_price = DecimalField(
         label=_("Unit price per month"), min_value=0, max_digits=12, decimal_places=4,
         help_text=_("Price of one seat for one month, in the currency below."),
     )
     currency = forms.CharField(
-        label=_("Currency"), min_length=3, max_length=3, required=False,
+        # The ISO 4217 check in clean_currency covers the length, so a wrong length gets that one message.
+        label=_("Currency"), required=False, widget=forms.TextInput(attrs={"maxlength": 3, "size": 3}),
         help_text=_("ISO 4217 code, for example EUR; empty uses the tenant's currency."),
     )
     term = forms.ChoiceField(label=_("Term"), choices=PurchaseTerm.choices, initial=PurchaseTerm.ANNUAL)
@@ -81,19 +84,16 @@ class PurchaseForm(forms.Form):
             self.initial.setdefault("purchased_on", timezone.localdate())
 
     def clean_currency(self) -> str:
-        currency = self.cleaned_data["currency"].strip().upper()
-        if currency and not (currency.isascii() and currency.isalpha()):
-            raise forms.ValidationError(
-                _("%(currency)s is not an ISO 4217 code. Enter three letters, for example EUR or USD."),
-                params={"currency": currency},
-            )
-        return currency
+        currency = self.cleaned_data["currency"].strip()
+        if currency and not is_currency_code(currency):
+            raise forms.ValidationError(INVALID_CURRENCY_MESSAGE, code="invalid_currency", params={"value": currency})
+        return currency.upper()
 
     def clean_purchased_on(self):
         purchased_on = self.cleaned_data["purchased_on"]
         if purchased_on > timezone.localdate():
             raise forms.ValidationError(
-                _("The purchase date %(date)s is in the future. Record a purchase once it has been made."),
+                _("%(date)s is in the future. Record a purchase once it has been made."),
                 params={"date": purchased_on.isoformat()},
             )
         return purchased_on
@@ -134,9 +134,9 @@ class LinkSubscriptionForm(forms.Form):
         self.fields["subscription"].label_from_instance = _subscription_label
 
 
-class SeatRequestForm(forms.Form):
+class SeatRequestForm(NamedErrorsFormMixin, forms.Form):
     sku = SkuChoiceField(queryset=Sku.objects.none(), label=_("SKU"), empty_label=_("Choose a SKU"))
-    quantity = forms.IntegerField(label=_("Seats"), min_value=1, max_value=MAX_SEATS)
+    quantity = IntegerField(label=_("Seats"), min_value=1, max_value=MAX_SEATS)
     reason = forms.CharField(
         label=_("Reason"), max_length=MAX_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("What the seats are for; the tenant administrators read this before they decide."),
@@ -155,7 +155,7 @@ class SeatRequestForm(forms.Form):
         return reason
 
 
-class DecisionForm(forms.Form):
+class DecisionForm(NamedErrorsFormMixin, forms.Form):
     """An administrator's note on approval, or the required reason for declining."""
 
     reason = forms.CharField(

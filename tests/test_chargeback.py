@@ -694,7 +694,22 @@ def test_negative_price_rejected(client, make_portal_user, contoso, e5):
     )
 
     assert response.status_code == 400
-    assert "Ensure this value is greater than or equal to 0." in response.content.decode()
+    assert "Monthly price per seat: -1 is less than the minimum of 0." in response.content.decode()
+    assert not SkuPrice.objects.exists()
+
+
+def test_unknown_currency_rejected(client, make_portal_user, contoso, e5):
+    client.force_login(make_portal_user("admin", role=Role.TENANT_ADMIN, tenant=contoso))
+
+    response = client.post(
+        prices_url(contoso), {"sku": e5.pk, "monthly_price": "1", "currency": "EUX", "effective_from": "2025-03-01"}
+    )
+
+    assert response.status_code == 400
+    assert (
+        "Currency: &quot;EUX&quot; is not an ISO 4217 currency code. Enter a current code such as EUR or USD."
+        in response.content.decode()
+    )
     assert not SkuPrice.objects.exists()
 
 

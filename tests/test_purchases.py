@@ -466,3 +466,18 @@ def test_api_purchase_unknown_currency(synced_tenant, admin, us):
     }
     assert not Purchase.objects.exists()
 
+
+def test_purchase_page_names_bad_field(client, synced_tenant, admin, us):
+    flow = sku(synced_tenant, "FLOW_FREE")
+    login(client, admin)
+
+    response = client.post(
+        f"/tenants/{synced_tenant.pk}/purchases/new/",
+        {"sku": flow.pk, "pool": us.pk, "quantity": "abc", "purchased_on": "2025-02-01", "unit_price": "1",
+         "currency": "XYZ", "term": "P1Y", "order_reference": "", "subscription": ""},
+    )
+
+    page = response.content.decode()
+    assert "Seats: &quot;abc&quot; is not a whole number." in page
+    assert "Currency: &quot;XYZ&quot; is not an ISO 4217 currency code." in page
+    assert not Purchase.objects.exists()

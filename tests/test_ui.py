@@ -166,6 +166,16 @@ def test_allotment_saved_and_removed(admin_client, country_scheme):
     assert not Allotment.objects.filter(pool=pool, sku=sku).exists()
 
 
+def test_allotment_not_a_number(admin_client, country_scheme):
+    pool, sku, _users = find_room(country_scheme, users_needed=1)
+    url = reverse("pools:pool_allot", kwargs={"pool_pk": pool.pk})
+
+    response = admin_client.post(url, {"sku": sku.pk, "seats": "abc"}, follow=True)
+
+    assert messages_of(response) == [f'Allotment for {sku.name}: "abc" is not a whole number.']
+    assert not Allotment.objects.filter(pool=pool, sku=sku).exists()
+
+
 def test_allotment_of_foreign_sku_is_404(admin_client, country_scheme):
     pool, _sku, _users = find_room(country_scheme, users_needed=1)
     response = admin_client.post(reverse("pools:pool_allot", kwargs={"pool_pk": pool.pk}), {"sku": 999999, "seats": 1})
@@ -236,7 +246,7 @@ def test_assign_without_sku_shows_error(client, country_scheme, make_portal_user
 
     response = client.post(reverse("pools:assign", kwargs={"pool_pk": pool.pk}), {"user": member.pk, "sku": ""}, follow=True)
 
-    assert messages_of(response) == ["This field is required."]
+    assert messages_of(response) == ["License: This field is required."]
 
 
 def test_revoke_group_license_names_group(admin_client, country_scheme):

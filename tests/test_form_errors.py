@@ -1,0 +1,153 @@
+"""Form errors name the field and the value typed, on the allotment, purchase, seat request and price forms."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from chargeback.forms import PriceForm
+from graphsync.models import Sku, Tenant
+from licensepools.form_errors import MAX_VALUE_SHOWN, typed_text
+from pools.forms import AllotmentForm
+from pools.forms_purchases import DecisionForm, PurchaseForm, SeatRequestForm
+from pools.models import Pool
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def contoso() -> Tenant:
+    tenant = Tenant(name="Contoso", tenant_id=uuid.uuid4(), client_id=uuid.uuid4(), currency="EUR")
+    tenant.set_client_secret("unused")
+    tenant.save()
+    return tenant
+
+
+@pytest.fixture
+def e3(contoso) -> Sku:
+    return Sku.objects.create(
+        tenant=contoso, sku_id=uuid.uuid4(), part_number="SPE_E3", display_name="Microsoft 365 E3", enabled_units=100,
+        applies_to="User",
+    )
+
+
+@pytest.fixture
+def sales(contoso) -> Pool:
+    return Pool.objects.create(tenant=contoso, attribute="department", key="sales", display_name="Sales")
+
+
+def purchase_data(e3: Sku, sales: Pool, **overrides) -> dict:
+    return {
+        "sku": e3.pk, "pool": sales.pk, "quantity": "10", "purchased_on": "2025-02-01", "unit_price": "1.50",
+        "currency": "", "term": "P1Y", "order_reference": "", "subscription": "", **overrides,
+    }
+
+
+def test_allotment_names_sku_and_value(contoso, e3):
+    form = AllotmentForm({"sku": e3.pk, "seats": "abc"}, tenant=contoso)
+
+    assert not form.is_valid()
+    assert form.errors["seats"] == ['Allotment for Microsoft 365 E3: "abc" is not a whole number.']
+    assert form.has_error("seats", code="invalid")
+
+
+def test_allotment_below_zero(contoso, e3):
+    form = AllotmentForm({"sku": e3.pk, "seats": "-3"}, tenant=contoso)
+
+    assert not form.is_valid()
+    assert form.errors["seats"] == ["Allotment for Microsoft 365 E3: -3 is less than the minimum of 0."]
+
+
+def test_allotment_unknown_sku_names_field(contoso):
+    form = AllotmentForm({"sku": "999999", "seats": "abc"}, tenant=contoso)
+
+    assert not form.is_valid()
+    assert form.errors["seats"] == ['Seats: "abc" is not a whole number.']
+    assert form.has_error("sku", code="invalid_choice")
+
+
+def test_purchase_form_errors(contoso, e3, sales):
+    cases = [
+        ({"quantity": "ten"}, "quantity", 'Seats: "ten" is not a whole number.'),
+        ({"quantity": "0"}, "quantity", "Seats: 0 is less than the minimum of 1."),
+        ({"quantity": "2147483648"}, "quantity", "Seats: 2147483648 is more than the maximum of 2147483647."),
+        ({"unit_price": "1,5x"}, "unit_price", 'Unit price per month: "1,5x" is not a number.'),
+        ({"unit_price": "-2"}, "unit_price", "Unit price per month: -2 is less than the minimum of 0."),
+        ({"unit_price": "1.23456"}, "unit_price", "Unit price per month: 1.23456 has more than 4 decimal places."),
+        ({"purchased_on": "31.02.2025"}, "purchased_on",
+         'Purchase date: "31.02.2025" is not a date. Enter it as YYYY-MM-DD.'),
+        ({"purchased_on": "2999-01-01"}, "purchased_on",
+         "Purchase date: 2999-01-01 is in the future. Record a purchase once it has been made."),
+        ({"currency": "EUX"}, "currency",
+         'Currency: "EUX" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.'),
+        ({"currency": "EURO"}, "currency",
+         'Currency: "EURO" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.'),
+    ]
+    for overrides, field, message in cases:
+        form = PurchaseForm(purchase_data(e3, sales, **overrides), tenant=contoso, pools=Pool.objects.all())
+
+        assert not form.is_valid(), overrides
+        assert form.errors[field] == [message], overrides
+
+
+def test_purchase_form_accepts_lower_case_currency(contoso, e3, sales):
+    form = PurchaseForm(purchase_data(e3, sales, currency="usd"), tenant=contoso, pools=Pool.objects.all())
+
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["currency"] == "USD"
+
+
+def test_purchase_form_missing_sku(contoso, e3, sales):
+    form = PurchaseForm(purchase_data(e3, sales, sku=""), tenant=contoso, pools=Pool.objects.all())
+
+    assert not form.is_valid()
+    assert form.errors["sku"] == ["SKU: This field is required."]
+
+
+def test_seat_request_form_errors(contoso, e3):
+    form = SeatRequestForm({"sku": e3.pk, "quantity": "lots", "reason": "   "}, tenant=contoso)
+
+    assert not form.is_valid()
+    assert form.errors["quantity"] == ['Seats: "lots" is not a whole number.']
+    assert form.errors["reason"] == ["Reason: This field is required."]
+
+
+def test_decision_form_too_long_reason():
+    form = DecisionForm({"reason": "x" * 5000})
+
+    assert not form.is_valid()
+    assert form.errors["reason"][0].startswith("Reason: Ensure this value has at most ")
+
+
+def test_price_form_errors(contoso, e3):
+    cases = [
+        ({"monthly_price": "twelve"}, "monthly_price", 'Monthly price per seat: "twelve" is not a number.'),
+        ({"monthly_price": "-1"}, "monthly_price", "Monthly price per seat: -1 is less than the minimum of 0."),
+        ({"currency": "ABC"}, "currency",
+         'Currency: "ABC" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.'),
+        ({"currency": "HRK"}, "currency",
+         'Currency: "HRK" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.'),
+        ({"effective_from": "soon"}, "effective_from",
+         'Effective from: "soon" is not a date. Enter it as YYYY-MM-DD.'),
+    ]
+    for overrides, field, message in cases:
+        data = {"sku": e3.pk, "monthly_price": "12.50", "currency": "EUR", "effective_from": "2025-03-01", **overrides}
+        form = PriceForm(data, tenant=contoso)
+
+        assert not form.is_valid(), overrides
+        assert form.errors[field] == [message], overrides
+
+
+def test_price_form_upper_cases_currency(contoso, e3):
+    data = {"sku": e3.pk, "monthly_price": "12.50", "currency": "chf", "effective_from": "2025-03-01"}
+    form = PriceForm(data, tenant=contoso)
+
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["currency"] == "CHF"
+
+
+def test_long_typed_value_cut_short():
+    text = "9" * (MAX_VALUE_SHOWN + 10)
+
+    assert typed_text(text) == "9" * MAX_VALUE_SHOWN + "…"
+    assert typed_text("  abc ") == "abc"
