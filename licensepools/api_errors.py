@@ -61,7 +61,10 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api_request(request):
-        return JsonResponse({"detail": _("The request is invalid.")}, status=400)
+        message = _("The request is invalid. Check its headers and body against the schema at %(schema)s.") % {
+            "schema": "/api/schema/",
+        }
+        return JsonResponse({"detail": message}, status=400)
     return defaults.bad_request(request, exception)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import time
 import uuid
 
@@ -540,3 +541,23 @@ def test_api_docs_served_without_cdn(client, django_user_model):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in body
     assert "cdn." not in body
     assert "https://" not in body
+
+
+def test_server_error_json_under_api(rf):
+    from licensepools.api_errors import bad_request, server_error
+
+    api_error = server_error(rf.get("/api/v1/tenants/"))
+    page_error = server_error(rf.get("/pools/1/"))
+    api_bad_request = bad_request(rf.get("/api/v1/tenants/"), Exception("Invalid HTTP_HOST header"))
+
+    assert api_error.status_code == 500
+    assert api_error["Content-Type"] == "application/json"
+    assert json.loads(api_error.content) == {
+        "detail": "The server failed to handle the request. Try again; if it fails again, tell the administrator."
+    }
+    assert page_error.status_code == 500
+    assert page_error["Content-Type"].startswith("text/html")
+    assert api_bad_request.status_code == 400
+    assert json.loads(api_bad_request.content) == {
+        "detail": "The request is invalid. Check its headers and body against the schema at /api/schema/."
+    }
