@@ -197,7 +197,10 @@ class DirectoryGroup(models.Model):
 class DirectoryUser(models.Model):
     """An Entra ID user with the attributes pool schemes can use."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="users", verbose_name=_("tenant"))
+    # The unique (tenant, user ID) constraint's index serves lookups by tenant.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="users", verbose_name=_("tenant"), db_index=False
+    )
     user_id = models.UUIDField(_("user ID"))
     user_principal_name = models.CharField(_("user principal name"), max_length=300)
     display_name = models.CharField(_("display name"), max_length=300, blank=True)
@@ -251,8 +254,16 @@ class UserLicense(models.Model):
     user and SKU can have several rows.
     """
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant"))
-    user = models.ForeignKey(DirectoryUser, on_delete=models.CASCADE, related_name="licenses", verbose_name=_("user"))
+    # The tenant is the user's, which the user's foreign key already enforces. Without a database
+    # constraint and index of its own, a full sync's bulk insert skips a referential check per row; the
+    # (tenant, SKU) index serves lookups by tenant, and Django still cascades a tenant's deletion.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant"), db_constraint=False, db_index=False
+    )
+    # The unique (user, SKU, group) constraint's index serves lookups by user.
+    user = models.ForeignKey(
+        DirectoryUser, on_delete=models.CASCADE, related_name="licenses", verbose_name=_("user"), db_index=False
+    )
     sku = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="user_licenses", verbose_name=_("SKU"))
     assigned_by_group = models.CharField(
         _("assigned by group"), max_length=36, blank=True, help_text=_("Group ID; empty for a direct assignment.")

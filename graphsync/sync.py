@@ -7,11 +7,12 @@ it was. A lock per tenant keeps two runs of one tenant from overlapping.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -22,6 +23,8 @@ from .client import GraphClient
 from .errors import GraphError, GraphPermissionError
 from .locks import tenant_sync_lock
 from .models import DeltaState, DirectoryGroup, DirectoryUser, Sku, Subscription, SyncRun, Tenant, UserLicense
+from .read_ahead import read_ahead
+from .staging import UserStage
 
 logger = logging.getLogger(__name__)
 
@@ -117,33 +120,50 @@ def fetch_directory(client: GraphClient, run: SyncRun | None = None, progress: S
     return directory
 
 
-def list_users(
-    client: GraphClient, select: str, progress: SyncProgress, *, count_users: bool = False
-) -> tuple[list[dict], bool]:
-    """List every user with ``select`` plus signInActivity, or without it when Graph refuses it.
+# Yielded by ``user_pages`` when Graph refused signInActivity: the pages before it are void.
+RESTART_LISTING = object()
 
-    Returns the users and whether signInActivity was returned. Graph returns 403
-    Authentication_RequestFromNonPremiumTenantOrB2CTenant when the tenant lacks Entra ID P1/P2 or the app
-    lacks AuditLog.Read.All. Any 403 of this listing repeats it without signInActivity, so such a tenant
-    still syncs completely, and a 403 of the repeated listing is raised.
+
+def user_pages(client: GraphClient, select: str) -> Iterator:
+    """Yield ``(page, with_sign_in)`` for every page of users with ``select`` plus signInActivity.
+
+    Graph returns 403 Authentication_RequestFromNonPremiumTenantOrB2CTenant when the tenant lacks Entra
+    ID P1/P2 or the app lacks AuditLog.Read.All. Any 403 of this listing yields ``RESTART_LISTING`` and
+    starts over without signInActivity, so such a tenant still syncs completely; a 403 of the repeated
+    listing is raised.
     """
-    users: list[dict] = []
     try:
         top = min(PAGE_SIZE, SIGN_IN_PAGE_SIZE)
         for page in client.iter_pages("users", {"$select": f"{select},{SIGN_IN_SELECT}", "$top": top}):
-            users.extend(page)
-            progress.page(len(page) if count_users else 0)
-        return users, True
+            yield page, True
+        return
     except GraphPermissionError as exc:
         logger.warning(
             "Tenant %s: Graph rejected signInActivity (%s: %s), so users are listed without sign-in data",
             client.tenant.tenant_id, exc.code, exc.message,
         )
-    users = []
+    yield RESTART_LISTING
     for page in client.iter_pages("users", {"$select": select, "$top": PAGE_SIZE}):
+        yield page, False
+
+
+def list_users(
+    client: GraphClient, select: str, progress: SyncProgress, *, count_users: bool = False
+) -> tuple[list[dict], bool]:
+    """List every user with ``select``, and signInActivity where Graph returns it (see ``user_pages``).
+
+    Returns the users and whether signInActivity was returned.
+    """
+    users: list[dict] = []
+    with_sign_in = True
+    for item in user_pages(client, select):
+        if item is RESTART_LISTING:
+            users = []
+            continue
+        page, with_sign_in = item
         users.extend(page)
         progress.page(len(page) if count_users else 0)
-    return users, False
+    return users, with_sign_in
 
 
 def _text(value) -> str:
@@ -488,13 +508,126 @@ def _run_incremental_or_full(run: SyncRun, progress: SyncProgress) -> None:
 
 def _run_full(run: SyncRun, progress: SyncProgress) -> None:
     tenant = run.tenant
-    directory = fetch_directory(GraphClient(tenant), run, progress)
-    write_in_transaction(tenant, lambda: write_mirror(tenant, directory, run.started_at), directory.users_delta_link)
-    refresh_planner_statistics()
-    run.users_count = len(directory.users)
+    if connection.vendor == "postgresql":
+        directory = _run_full_staged(run, progress)
+    else:
+        directory = fetch_directory(GraphClient(tenant), run, progress)
+        write_in_transaction(tenant, lambda: write_mirror(tenant, directory, run.started_at), directory.users_delta_link)
+        run.users_count = len(directory.users)
+    _refresh_planner_statistics_soon(run)
     run.groups_count = len(directory.groups)
     run.skus_count = len(directory.skus)
     run.subscriptions_count = len(directory.subscriptions)
+
+
+def _run_full_staged(run: SyncRun, progress: SyncProgress) -> TenantDirectory:
+    """Full sync for PostgreSQL: users are staged page by page while the next page is read.
+
+    The listing runs in a background thread, so Graph's latency and the writing of each page overlap.
+    A tenant whose mirror has users gets the stage merged once every page is in. On a tenant's first
+    sync every user is new, so each page goes into the mirror as it arrives, inside one transaction that
+    nobody else sees until it commits.
+    """
+    from .delta import latest_users_delta_link
+
+    tenant = run.tenant
+    client = GraphClient(tenant)
+    directory = TenantDirectory()
+    fetch_catalog(client, directory, progress)
+    directory.users_delta_link = latest_users_delta_link(client, run)
+
+    def count_page(item) -> None:
+        if item is not RESTART_LISTING:
+            progress.page(len(item[0]))
+
+    stage = UserStage(tenant, known_sku_ids={str(data["skuId"]).lower() for data in directory.skus})
+    stage.create()
+    pages = read_ahead(user_pages(client, USER_SELECT), name=f"sync-run-{run.pk}-users", on_read=count_page)
+    try:
+        if DirectoryUser.objects.filter(tenant=tenant).exists():
+            _stage_then_merge(run, directory, stage, pages)
+        else:
+            _insert_first_sync(run, directory, stage, pages)
+        run.users_count = stage.users_count
+    finally:
+        pages.close()
+        try:
+            stage.drop()
+        except DatabaseError:
+            logger.warning("Sync run %s: the stage tables could not be dropped; they go with the session", run.pk)
+    return directory
+
+
+def _stage_then_merge(run: SyncRun, directory: TenantDirectory, stage: UserStage, pages: Iterator) -> None:
+    tenant = run.tenant
+    for item in pages:
+        if item is RESTART_LISTING:
+            stage.empty()
+            continue
+        page, directory.sign_in_activity_available = item
+        stage.add_page(page)
+
+    def write() -> None:
+        from pools.membership import unassigned_pool
+
+        write_catalog(tenant, directory)
+        # New users start in the Unassigned pool; the membership recompute that follows in the same
+        # transaction moves those the scheme places elsewhere.
+        stage.merge(
+            run.started_at, run.started_at - STALE_RESERVATION_AGE, timezone.now(),
+            new_user_pool_id=unassigned_pool(tenant).pk,
+        )
+        save_sign_in_availability(tenant, directory.sign_in_activity_available)
+
+    write_in_transaction(tenant, write, directory.users_delta_link)
+
+
+def _insert_first_sync(run: SyncRun, directory: TenantDirectory, stage: UserStage, pages: Iterator) -> None:
+    """Write each page into the mirror as it arrives, in one transaction with the rest of the sync.
+
+    Foreign keys are checked as each page is written rather than all at commit, so the checks overlap
+    the reading of the next page. Nobody else can hold these rows: they are new and not yet visible.
+    """
+    from pools.membership import unassigned_pool
+
+    tenant = run.tenant
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        write_catalog(tenant, directory)
+        pool_id = unassigned_pool(tenant).pk
+        listing = transaction.savepoint()
+        for item in pages:
+            if item is RESTART_LISTING:
+                transaction.savepoint_rollback(listing)
+                stage.empty()
+                continue
+            page, directory.sign_in_activity_available = item
+            stage.add_page(page)
+            stage.insert_page(timezone.now(), new_user_pool_id=pool_id)
+        stage.log_unknown_skus()
+        write_in_transaction(
+            tenant, lambda: save_sign_in_availability(tenant, directory.sign_in_activity_available),
+            directory.users_delta_link,
+        )
+
+
+def _refresh_planner_statistics_soon(run: SyncRun) -> None:
+    """Queue the ANALYZE of the mirror tables, so the sync's result is not held up by it.
+
+    Without a reachable broker it runs here instead.
+    """
+    if connection.vendor != "postgresql":
+        return
+    from kombu.exceptions import OperationalError
+
+    from .tasks import refresh_planner_statistics_task
+
+    try:
+        refresh_planner_statistics_task.apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+    except OperationalError as exc:
+        logger.warning("Sync run %s: the statistics refresh could not be queued (%s); it runs now", run.pk, exc)
+        refresh_planner_statistics()
 
 
 def refresh_planner_statistics() -> None:

@@ -48,3 +48,11 @@ def sync_all_tenants_task() -> int:
         logger.info("Scheduled sync run %s (%s) of tenant %s queued", run.pk, kind, tenant.tenant_id)
         count += 1
     return count
+
+
+@shared_task
+def refresh_planner_statistics_task() -> None:
+    """ANALYZE the mirror tables after a full sync rewrote them; see ``sync.refresh_planner_statistics``."""
+    from .sync import refresh_planner_statistics
+
+    refresh_planner_statistics()

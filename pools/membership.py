@@ -11,6 +11,7 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
@@ -158,31 +159,35 @@ def plan_membership(tenant: Tenant, level1_attribute: str | None = None, level2_
     if plan.level2_attribute:
         columns.append(_column(plan.level2_attribute))
     for row in users.values_list(*columns).iterator(chunk_size=10000):
-        pk, pool_id, value1 = row[0], row[1], row[2]
+        pk, pool_id = row[0], row[1]
         plan.current[pk] = pool_id
-        raw1 = _raw(level1_attribute, value1)
-        key1 = normalize_value(raw1)
-        if not key1:
-            plan.targets[pk] = UNASSIGNED_SLOT
-            continue
-        if key1 in top_aliases:
-            key1 = top_aliases[key1]
-        else:
-            plan.spellings[(key1, "")][clean_spelling(raw1)] += 1
-        slot: Slot = (key1, "")
-        if plan.level2_attribute:
-            raw2 = _raw(plan.level2_attribute, row[3])
-            key2 = normalize_value(raw2)
-            if key2:
-                if (key1, key2) in child_aliases:
-                    key2 = child_aliases[(key1, key2)]
-                else:
-                    plan.spellings[(key1, key2)][clean_spelling(raw2)] += 1
-                slot = (key1, key2)
-        plan.targets[pk] = slot
+        plan.targets[pk] = _place(plan, top_aliases, child_aliases, row[2], row[3] if plan.level2_attribute else None)
 
     _keep_scheme_pools(plan, top_aliases, child_aliases)
     return plan
+
+
+def _place(plan: MembershipPlan, top_aliases: dict, child_aliases: dict, value1, value2, weight: int = 1) -> Slot:
+    """Return the slot of a user with these attribute values and count their spellings ``weight`` times."""
+    raw1 = _raw(plan.level1_attribute, value1)
+    key1 = normalize_value(raw1)
+    if not key1:
+        return UNASSIGNED_SLOT
+    if key1 in top_aliases:
+        key1 = top_aliases[key1]
+    else:
+        plan.spellings[(key1, "")][clean_spelling(raw1)] += weight
+    if not plan.level2_attribute:
+        return (key1, "")
+    raw2 = _raw(plan.level2_attribute, value2)
+    key2 = normalize_value(raw2)
+    if not key2:
+        return (key1, "")
+    if (key1, key2) in child_aliases:
+        key2 = child_aliases[(key1, key2)]
+    else:
+        plan.spellings[(key1, key2)][clean_spelling(raw2)] += weight
+    return (key1, key2)
 
 
 def _load_existing_pools(plan: MembershipPlan) -> None:
@@ -261,17 +266,15 @@ def _keep_scheme_pools(plan: MembershipPlan, top_aliases: dict, child_aliases: d
 
 def recompute_membership(tenant: Tenant) -> int:
     """Create the pools the scheme implies, set every user's pool and return how many users moved."""
-    plan = plan_membership(tenant)
-    return apply_plan(plan)
+    if connection.vendor == "postgresql":
+        return _recompute_in_database(tenant)
+    return apply_plan(plan_membership(tenant))
 
 
 def apply_plan(plan: MembershipPlan) -> int:
     """Write a plan: create and rename pools, activate and deactivate them, and move users."""
     tenant = plan.tenant
-    pool_ids = _ensure_pools(plan)
-    active_ids = set(pool_ids.values())
-    Pool.objects.filter(tenant=tenant, is_active=True).exclude(pk__in=active_ids).update(is_active=False)
-    Pool.objects.filter(pk__in=active_ids, is_active=False).update(is_active=True)
+    pool_ids = _activate_pools(plan)
 
     moves: dict[int, list[int]] = defaultdict(list)
     for user_pk, slot in plan.targets.items():
@@ -284,6 +287,94 @@ def apply_plan(plan: MembershipPlan) -> int:
             chunk = user_pks[start:start + UPDATE_CHUNK]
             DirectoryUser.objects.filter(pk__in=chunk).update(pool_id=target)
         moved += len(user_pks)
+    if moved:
+        logger.info("Pool membership: %s users of tenant %s changed pool", moved, tenant.pk)
+    return moved
+
+
+def _activate_pools(plan: MembershipPlan) -> dict[Slot, int]:
+    """Create and rename the plan's pools, make exactly those active, and return slot to pool id."""
+    pool_ids = _ensure_pools(plan)
+    active_ids = set(pool_ids.values())
+    Pool.objects.filter(tenant=plan.tenant, is_active=True).exclude(pk__in=active_ids).update(is_active=False)
+    Pool.objects.filter(pk__in=active_ids, is_active=False).update(is_active=True)
+    return pool_ids
+
+
+def _value_sql(attribute: str) -> tuple[str, list]:
+    """Return SQL reading ``attribute`` of the user row ``member`` as ``_raw`` reads it, and its parameters."""
+    if not attribute:
+        return "''", []
+    if attribute in MODEL_FIELD_FOR_ATTRIBUTE:
+        column = DirectoryUser._meta.get_field(MODEL_FIELD_FOR_ATTRIBUTE[attribute]).column
+        return f"COALESCE(member.{connection.ops.quote_name(column)}, '')", []
+    if attribute == PoolAttribute.UPN_DOMAIN:
+        # Everything after the last "@", or the whole name when it has none, as str.rpartition gives.
+        return "substring(member.user_principal_name from '[^@]*$')", []
+    if attribute.startswith("extensionAttribute") and attribute in PoolAttribute.values:
+        return "COALESCE(member.extension_attributes ->> %s, '')", [attribute]
+    if attribute == PoolAttribute.PORTAL_VALUE:
+        from .models import PortalValue
+
+        table = connection.ops.quote_name(PortalValue._meta.db_table)
+        return f"COALESCE((SELECT portal.value FROM {table} AS portal WHERE portal.user_id = member.id), '')", []
+    raise ValueError(f"Unknown pool attribute {attribute!r}")
+
+
+def _recompute_in_database(tenant: Tenant) -> int:
+    """``recompute_membership`` in two statements over the users table, for PostgreSQL.
+
+    The rules run once per distinct pair of attribute values instead of once per user: one query counts
+    the pairs, and one UPDATE moves the users whose pool differs from their pair's. A sync that changed a
+    few users therefore writes only those rows.
+    """
+    scheme = PoolScheme.objects.filter(tenant=tenant).first()
+    plan = MembershipPlan(
+        tenant=tenant,
+        level1_attribute=scheme.level1_attribute if scheme else "",
+        level2_attribute=(scheme.level2_attribute or "") if scheme else "",
+    )
+    _load_existing_pools(plan)
+    value1, params1 = _value_sql(plan.level1_attribute)
+    value2, params2 = _value_sql(plan.level2_attribute)
+    users = connection.ops.quote_name(DirectoryUser._meta.db_table)
+
+    pairs: dict[tuple[str, str], Slot] = {}
+    if plan.level1_attribute:
+        top_aliases, child_aliases = _load_aliases(plan)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {value1}, {value2}, count(*) FROM {users} AS member "
+                "WHERE member.tenant_id = %s AND NOT member.is_deleted GROUP BY 1, 2",
+                [*params1, *params2, tenant.pk],
+            )
+            for raw1, raw2, count in cursor.fetchall():
+                pairs[(raw1, raw2)] = _place(plan, top_aliases, child_aliases, raw1, raw2, count)
+        # The plan's slots come from its targets; here each pair stands for its users.
+        plan.targets = dict(enumerate(pairs.values()))
+        _keep_scheme_pools(plan, top_aliases, child_aliases)
+    pool_ids = _activate_pools(plan)
+
+    with connection.cursor() as cursor:
+        if not plan.level1_attribute:
+            cursor.execute(
+                f"UPDATE {users} AS member SET pool_id = %s "
+                "WHERE member.tenant_id = %s AND NOT member.is_deleted AND member.pool_id IS DISTINCT FROM %s",
+                [pool_ids[UNASSIGNED_SLOT], tenant.pk, pool_ids[UNASSIGNED_SLOT]],
+            )
+        else:
+            cursor.execute(
+                f"UPDATE {users} AS member SET pool_id = target.pool_id "
+                "FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS target(value1, value2, pool_id) "
+                f"WHERE member.tenant_id = %s AND NOT member.is_deleted "
+                f"AND {value1} = target.value1 AND {value2} = target.value2 "
+                "AND member.pool_id IS DISTINCT FROM target.pool_id",
+                [
+                    [raw1 for raw1, _raw2 in pairs], [raw2 for _raw1, raw2 in pairs],
+                    [pool_ids[slot] for slot in pairs.values()], tenant.pk, *params1, *params2,
+                ],
+            )
+        moved = cursor.rowcount
     if moved:
         logger.info("Pool membership: %s users of tenant %s changed pool", moved, tenant.pk)
     return moved

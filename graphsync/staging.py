@@ -1,0 +1,316 @@
+"""Stage a full sync's users in temporary tables while Graph is still being read, then merge them at once.
+
+A full sync on PostgreSQL does not keep the tenant's users in memory. Each page Graph returns is
+written with COPY into two temporary tables of the sync's own database session, one for users and one
+for their ``licenseAssignmentStates``, while the next page is on its way. Temporary tables are visible
+to that session only, so nothing of a half-read tenant shows; a worker that dies takes them with its
+session. Once the last page is in, ``merge`` rewrites the mirror from them with a few set-based
+statements inside the sync's transaction, writing only the rows that changed. On a tenant's first
+sync, ``insert_page`` writes each page into the mirror as it arrives instead, inside that transaction.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from datetime import datetime
+
+from django.db import connection
+
+from .choices import LicenseOrigin, LicenseState
+from .models import DirectoryUser, Sku, Tenant, UserLicense
+
+logger = logging.getLogger(__name__)
+
+STAGE_USERS = "stage_sync_users"
+STAGE_LICENSES = "stage_sync_licenses"
+
+# Graph user property -> mirror column, for the text properties copied as they come ("" for null).
+TEXT_PROPERTIES = [
+    ("userPrincipalName", "user_principal_name"),
+    ("displayName", "display_name"),
+    ("department", "department"),
+    ("companyName", "company_name"),
+    ("country", "country"),
+    ("city", "city"),
+    ("officeLocation", "office_location"),
+    ("usageLocation", "usage_location"),
+    ("jobTitle", "job_title"),
+    ("employeeId", "employee_id"),
+    ("employeeType", "employee_type"),
+]
+SIGN_IN_PROPERTIES = [
+    ("lastSignInDateTime", "last_interactive_sign_in_at"),
+    ("lastNonInteractiveSignInDateTime", "last_non_interactive_sign_in_at"),
+    ("lastSuccessfulSignInDateTime", "last_successful_sign_in_at"),
+]
+USER_COLUMNS = [
+    *(column for _property, column in TEXT_PROPERTIES),
+    "account_enabled", "extension_attributes", "created_at_graph",
+    *(column for _property, column in SIGN_IN_PROPERTIES),
+]
+
+TEXT_PROPERTY_NAMES = [name for name, _column in TEXT_PROPERTIES]
+SIGN_IN_PROPERTY_NAMES = [name for name, _column in SIGN_IN_PROPERTIES]
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _csv(rows: list[list]) -> io.StringIO:
+    """Render rows in COPY's CSV format: None as an unquoted empty field, which COPY reads as null.
+
+    Graph's date-times are ISO 8601 in UTC, which PostgreSQL reads as they come.
+    """
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    buffer.seek(0)
+    return buffer
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _column(model, field_name: str) -> str:
+    return _q(model._meta.get_field(field_name).column)
+
+
+class UserStage:
+    """The users and licenses of one full sync, staged page by page in temporary tables.
+
+    Two ways out of the stage: ``merge`` once every page is staged, for a tenant whose mirror has users;
+    or ``insert_page`` after each page, for the first sync of a tenant, whose every user is new.
+    """
+
+    def __init__(self, tenant: Tenant, known_sku_ids: set[str]) -> None:
+        self.tenant = tenant
+        self.known_sku_ids = known_sku_ids
+        self.unknown_skus: dict[str, int] = {}
+        self.rows = 0
+        self._seen: set[str] = set()
+        # Users staged more than once since the stage was last emptied, and users of this page
+        # that an earlier page already brought (``insert_page`` only).
+        self._repeated = False
+        self._seen_before: list[str] = []
+
+    @property
+    def users_count(self) -> int:
+        """Distinct users staged so far."""
+        return len(self._seen)
+
+    def create(self) -> None:
+        """Create the empty stage tables, replacing those of an earlier run in this session."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {STAGE_USERS}, {STAGE_LICENSES}")
+            text_columns = ", ".join(f"{column} text NOT NULL" for _property, column in TEXT_PROPERTIES)
+            sign_in_columns = ", ".join(f"{column} timestamptz" for _property, column in SIGN_IN_PROPERTIES)
+            cursor.execute(
+                f"CREATE TEMP TABLE {STAGE_USERS} (seq bigint NOT NULL, user_id uuid NOT NULL, {text_columns}, "
+                f"account_enabled boolean NOT NULL, extension_attributes jsonb NOT NULL, "
+                f"created_at_graph timestamptz, {sign_in_columns})"
+            )
+            cursor.execute(
+                f"CREATE TEMP TABLE {STAGE_LICENSES} (seq bigint NOT NULL, user_id uuid NOT NULL, sku_id text NOT NULL, "
+                "assigned_by_group text NOT NULL, state text NOT NULL, error text NOT NULL, "
+                "disabled_plans jsonb NOT NULL, last_updated timestamptz)"
+            )
+        self._forget()
+
+    def empty(self) -> None:
+        """Empty the stage and forget what it held, as when Graph's listing starts over."""
+        self._truncate()
+        self._forget()
+
+    def drop(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {STAGE_USERS}, {STAGE_LICENSES}")
+
+    def _forget(self) -> None:
+        self.rows = 0
+        self._seen.clear()
+        self._repeated = False
+        self._seen_before = []
+        self.unknown_skus = {}
+
+    def _truncate(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {STAGE_USERS}, {STAGE_LICENSES}")
+
+    def add_page(self, users: list[dict]) -> None:
+        """COPY one page of Graph users, with their license assignment states, into the stage."""
+        user_rows = []
+        license_rows = []
+        page_ids: set[str] = set()
+        for data in users:
+            self.rows += 1
+            seq = self.rows
+            user_id = str(data["id"]).lower()
+            # Graph can return a user twice when the directory changes while it is paged; the later
+            # copy wins.
+            if user_id in page_ids:
+                self._repeated = True
+            elif user_id in self._seen:
+                self._repeated = True
+                self._seen_before.append(user_id)
+            page_ids.add(user_id)
+            self._seen.add(user_id)
+            extension = data.get("onPremisesExtensionAttributes")
+            activity = data.get("signInActivity") or {}
+            user_rows.append([
+                seq, user_id, *[data.get(name) for name in TEXT_PROPERTY_NAMES],
+                "f" if data.get("accountEnabled") is False else "t",
+                _json({key: value for key, value in extension.items() if value}) if extension else "{}",
+                data.get("createdDateTime") or None,
+                *[activity.get(name) or None for name in SIGN_IN_PROPERTY_NAMES],
+            ])
+
+            states = {}
+            for state in data.get("licenseAssignmentStates") or []:
+                sku_id = str(state.get("skuId") or "").lower()
+                if sku_id not in self.known_sku_ids:
+                    self.unknown_skus[sku_id] = self.unknown_skus.get(sku_id, 0) + 1
+                    continue
+                states[(sku_id, str(state.get("assignedByGroup") or "").lower())] = state
+            for (sku_id, source), state in states.items():
+                disabled_plans = state.get("disabledPlans")
+                license_rows.append([
+                    seq, user_id, sku_id, source, state.get("state") or LicenseState.ACTIVE,
+                    state.get("error") or "None", _json(disabled_plans) if disabled_plans else "[]",
+                    state.get("lastUpdatedDateTime") or None,
+                ])
+
+        with connection.cursor() as cursor:
+            if user_rows:
+                cursor.cursor.copy_expert(_USERS_COPY, _csv(user_rows))
+            if license_rows:
+                cursor.cursor.copy_expert(_LICENSES_COPY, _csv(license_rows))
+
+    def log_unknown_skus(self) -> None:
+        for sku_id, count in sorted(self.unknown_skus.items()):
+            logger.warning(
+                "Tenant %s: %s users hold SKU %s that subscribedSkus does not list; skipped",
+                self.tenant.tenant_id, count, sku_id,
+            )
+
+    def merge(self, started_at: datetime, stale_before: datetime, now: datetime, *, new_user_pool_id: int | None) -> None:
+        """Make the tenant's users and licenses match the stage; call inside the sync's transaction.
+
+        Users missing from the stage are marked deleted. License rows missing from it are removed,
+        except those the portal reserved after ``started_at`` (Graph was read before they were made)
+        and pending reservations made after ``stale_before``.
+        """
+        with connection.cursor() as cursor:
+            self._drop_repeats(cursor)
+            # Fresh statistics let the planner hash-join the stage instead of looping over it.
+            cursor.execute(f"ANALYZE {STAGE_USERS}")
+            cursor.execute(f"ANALYZE {STAGE_LICENSES}")
+            self._upsert_users(cursor, now, new_user_pool_id)
+            cursor.execute(
+                f"UPDATE {_q(DirectoryUser._meta.db_table)} AS member SET is_deleted = true, synced_at = %s "
+                f"WHERE member.tenant_id = %s AND NOT member.is_deleted "
+                f"AND NOT EXISTS (SELECT 1 FROM {STAGE_USERS} AS stage WHERE stage.user_id = member.user_id)",
+                [now, self.tenant.pk],
+            )
+            self._merge_licenses(cursor, started_at, stale_before)
+        self.log_unknown_skus()
+
+    def insert_page(self, now: datetime, *, new_user_pool_id: int | None) -> None:
+        """Write the staged page into the mirror and empty the stage; only for a tenant's first sync.
+
+        Call inside the sync's transaction. A user an earlier page brought is replaced, licenses included.
+        """
+        with connection.cursor() as cursor:
+            self._drop_repeats(cursor)
+            self._upsert_users(cursor, now, new_user_pool_id)
+            if self._seen_before:
+                cursor.execute(
+                    f"DELETE FROM {_q(UserLicense._meta.db_table)} WHERE user_id IN "
+                    f"(SELECT id FROM {_q(DirectoryUser._meta.db_table)} WHERE tenant_id = %s AND user_id = ANY(%s::uuid[]))",
+                    [self.tenant.pk, self._seen_before],
+                )
+            self._upsert_licenses(cursor, f"({_RESOLVED_LICENSES})", [self.tenant.pk, self.tenant.pk])
+        self._truncate()
+        self._repeated = False
+        self._seen_before = []
+
+    def _drop_repeats(self, cursor) -> None:
+        if not self._repeated:
+            return
+        cursor.execute(
+            f"DELETE FROM {STAGE_USERS} AS earlier USING {STAGE_USERS} AS later "
+            "WHERE earlier.user_id = later.user_id AND earlier.seq < later.seq"
+        )
+        cursor.execute(
+            f"DELETE FROM {STAGE_LICENSES} AS license WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {STAGE_USERS} AS member WHERE member.seq = license.seq)"
+        )
+
+    def _upsert_users(self, cursor, now: datetime, new_user_pool_id: int | None) -> None:
+        table = _q(DirectoryUser._meta.db_table)
+        columns = [_column(DirectoryUser, name) for name in USER_COLUMNS]
+        column_list = ", ".join(columns)
+        stage_list = ", ".join(f"stage.{column}" for column in columns)
+        excluded_list = ", ".join(f"EXCLUDED.{column}" for column in columns)
+        # synced_at is the last time a sync changed the user's row; unchanged rows are not rewritten.
+        cursor.execute(
+            f"INSERT INTO {table} AS member (tenant_id, user_id, {column_list}, is_deleted, deletion_reason, synced_at, pool_id) "
+            f"SELECT %s, stage.user_id, {stage_list}, false, '', %s, %s FROM {STAGE_USERS} AS stage "
+            f"ON CONFLICT (tenant_id, user_id) DO UPDATE SET ({column_list}, is_deleted, deletion_reason, synced_at) "
+            f"= ({excluded_list}, false, '', EXCLUDED.synced_at) "
+            f"WHERE ({', '.join(f'member.{column}' for column in columns)}, member.is_deleted, member.deletion_reason) "
+            f"IS DISTINCT FROM ({excluded_list}, false, '')",
+            [self.tenant.pk, now, new_user_pool_id],
+        )
+
+    def _merge_licenses(self, cursor, started_at: datetime, stale_before: datetime) -> None:
+        tenant = self.tenant.pk
+        cursor.execute(f"DROP TABLE IF EXISTS {STAGE_RESOLVED}")
+        cursor.execute(f"CREATE TEMP TABLE {STAGE_RESOLVED} AS {_RESOLVED_LICENSES}", [tenant, tenant])
+        cursor.execute(f"ANALYZE {STAGE_RESOLVED}")
+        cursor.execute(
+            f"DELETE FROM {_q(UserLicense._meta.db_table)} AS held WHERE held.tenant_id = %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {STAGE_RESOLVED} AS wanted WHERE wanted.user_pk = held.user_id "
+            "AND wanted.sku_pk = held.sku_id AND wanted.assigned_by_group = held.assigned_by_group) "
+            "AND NOT (held.reserved_at IS NOT NULL AND held.reserved_at >= %s) "
+            "AND NOT (held.state = %s AND held.reserved_at IS NOT NULL AND held.reserved_at >= %s)",
+            [tenant, started_at, LicenseState.PENDING, stale_before],
+        )
+        self._upsert_licenses(cursor, STAGE_RESOLVED, [])
+        cursor.execute(f"DROP TABLE {STAGE_RESOLVED}")
+
+    def _upsert_licenses(self, cursor, source: str, params: list) -> None:
+        # A new row gets first_seen_at now. Existing rows keep it, with the portal's origin and drift
+        # resolution, so drift keeps the time it was first detected.
+        cursor.execute(
+            f"INSERT INTO {_q(UserLicense._meta.db_table)} AS held (tenant_id, user_id, sku_id, assigned_by_group, "
+            "state, error, disabled_plans, last_updated, origin, first_seen_at, drift_resolution) "
+            "SELECT %s, wanted.user_pk, wanted.sku_pk, wanted.assigned_by_group, wanted.state, wanted.error, "
+            f"wanted.disabled_plans, wanted.last_updated, %s, now(), '' FROM {source} AS wanted "
+            "ON CONFLICT (user_id, sku_id, assigned_by_group) DO UPDATE SET "
+            "(state, error, disabled_plans, last_updated) = "
+            "(EXCLUDED.state, EXCLUDED.error, EXCLUDED.disabled_plans, EXCLUDED.last_updated) "
+            "WHERE (held.state, held.error, held.disabled_plans, held.last_updated) IS DISTINCT FROM "
+            "(EXCLUDED.state, EXCLUDED.error, EXCLUDED.disabled_plans, EXCLUDED.last_updated)",
+            [self.tenant.pk, LicenseOrigin.EXTERNAL, *params],
+        )
+
+
+STAGE_RESOLVED = "stage_sync_license_rows"
+# The staged licenses with the mirror's user and SKU keys; parameters: the tenant's pk, twice.
+_RESOLVED_LICENSES = (
+    "SELECT member.id AS user_pk, sku.id AS sku_pk, license.assigned_by_group, license.state, license.error, "
+    "license.disabled_plans, license.last_updated "
+    f"FROM {STAGE_LICENSES} AS license "
+    f"JOIN {DirectoryUser._meta.db_table} AS member ON member.tenant_id = %s AND member.user_id = license.user_id "
+    f"JOIN {Sku._meta.db_table} AS sku ON sku.tenant_id = %s AND sku.sku_id::text = license.sku_id"
+)
+
+# Text columns read an empty field as "", not null: Graph's null text properties are kept as "".
+_USERS_COPY = (
+    f"COPY {STAGE_USERS} FROM STDIN WITH (FORMAT csv, "
+    f"FORCE_NOT_NULL ({', '.join(column for _property, column in TEXT_PROPERTIES)}))"
+)
+_LICENSES_COPY = f"COPY {STAGE_LICENSES} FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (assigned_by_group))"
