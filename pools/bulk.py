@@ -1,9 +1,10 @@
-"""Bulk assign and revoke jobs: reading a CSV of users, creating a job, running and resuming it.
+"""Bulk assign, revoke and reclaim jobs: reading a CSV of users, creating a job, running and resuming it.
 
-A job runs item by item through ``services.assign_license`` and ``services.revoke_license`` with the
-job creator as the acting user, so quotas, scope and audit apply to each user as they do to a single
-change. A runner holds the job while its heartbeat is fresh. An item still ``in_progress`` when a
-runner died is checked against Graph before anything is retried, so no user is assigned twice.
+A job runs item by item through ``services.assign_license`` and ``services.revoke_license``, or for a
+reclaim job through ``pools.reclaim_jobs``, with the job creator as the acting user, so quotas, scope
+and audit apply to each user as they do to a single change. A runner holds the job while its heartbeat
+is fresh. An item still ``in_progress`` when a runner died is checked against Graph before anything is
+retried, so no user is assigned twice, and no license is reclaimed twice.
 """
 from __future__ import annotations
 
@@ -244,7 +245,7 @@ def is_runner_alive(job: BulkJob) -> bool:
 
 def resume_bulk_job(*, acting_user: AbstractBaseUser, job: BulkJob) -> BulkJob:
     """Queue a job again whose runner stopped; items already finished stay as they are."""
-    if not scoping.pools_for(acting_user, Action.ASSIGN).filter(pk=job.pool_id).exists():
+    if not _may_run(acting_user, job):
         raise Http404("No such bulk job.")
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().get(pk=job.pk)
@@ -360,15 +361,17 @@ def run_bulk_job(job_id: int, *, retry_transient: bool = False) -> str:
     heartbeat.start()
     try:
         _reconcile_in_progress(job)
-        creator = job.created_by
-        if creator is None or not scoping.pools_for(creator, Action.ASSIGN).filter(pk=job.pool_id).exists():
+        if job.created_by is None or not _may_run(job.created_by, job):
             _reject_remaining(job)
             return _finish(job, BulkJobStatus.FAILED)
+        process = _process_item
+        if job.kind == BulkJobKind.RECLAIM:
+            from .reclaim_jobs import process_item as process
         while True:
             item = job.items.filter(status=BulkItemStatus.PENDING).order_by("position").first()
             if item is None:
                 break
-            _process_item(job, item, retry_transient=retry_transient)
+            process(job, item, retry_transient=retry_transient)
         return _finish(job, BulkJobStatus.FINISHED)
     except TransientGraphFailure:
         # Give up the job at once so the retry can claim it without waiting for the heartbeat to go stale.
@@ -376,6 +379,15 @@ def run_bulk_job(job_id: int, *, retry_transient: bool = False) -> str:
         raise
     finally:
         heartbeat.stop()
+
+
+def _may_run(user: AbstractBaseUser, job: BulkJob) -> bool:
+    """Tell whether ``user`` may run or resume the job: reclaim seats, or assign licenses, in its pool."""
+    if job.kind == BulkJobKind.RECLAIM:
+        from .recovery import can_reclaim
+
+        return can_reclaim(user, job.pool)
+    return scoping.pools_for(user, Action.ASSIGN).filter(pk=job.pool_id).exists()
 
 
 def _claim(job_id: int) -> BulkJob | None:
@@ -423,6 +435,9 @@ def _finish_item(item: BulkJobItem, status: str, message: str, request_id: str =
 def _reject_remaining(job: BulkJob) -> None:
     if job.created_by is None:
         message = _("The portal user who started this job no longer exists, so nothing more is changed.")
+    elif job.kind == BulkJobKind.RECLAIM:
+        message = _("%(creator)s, who started this job, may no longer reclaim seats in pool %(pool)s, so nothing "
+                    "more is changed.") % {"creator": job.created_by.get_username(), "pool": str(job.pool)}
     else:
         message = _("%(creator)s, who started this job, may no longer assign licenses in pool %(pool)s, so nothing "
                     "more is changed.") % {"creator": job.created_by.get_username(), "pool": str(job.pool)}
@@ -533,6 +548,11 @@ def _done_message(job: BulkJob, event: AuditEvent | None) -> str:
 def _reconcile_in_progress(job: BulkJob) -> None:
     """Settle each item left ``in_progress`` from what Graph holds, before anything is sent again."""
     for item in job.items.filter(status=BulkItemStatus.IN_PROGRESS).order_by("position"):
+        if job.kind == BulkJobKind.RECLAIM:
+            from .reclaim_jobs import reconcile_item
+
+            reconcile_item(job, item)
+            continue
         user = item.user
         if user is None:
             user, _rejection = _resolve_user(job, item)

@@ -42,8 +42,6 @@ from .services import revoke_license
 logger = logging.getLogger(__name__)
 
 MAX_EXEMPTION_REASON_LENGTH = 500
-# Bulk reclaim calls Graph once per license in the request, so one request takes a bounded number of users.
-MAX_BULK_RECLAIM_USERS = 100
 # A license in these states occupies no seat: a group assignment that failed, or a reservation in progress.
 NO_SEAT_STATES = (LicenseState.PENDING, "Error")
 
@@ -520,7 +518,7 @@ def remove_exemption(*, acting_user: AbstractBaseUser, pool: Pool, user: Directo
 # Reclaiming
 
 
-def _not_candidate_message(user: DirectoryUser, candidate: Candidate | None) -> str:
+def not_candidate_message(user: DirectoryUser, candidate: Candidate | None) -> str:
     """Return why the user is not reclaimed at all, or an empty string when the user is a candidate."""
     if candidate is not None and candidate.exemption is not None:
         return _("%(user)s is exempt from reclaiming: %(reason)s. Remove the exemption first.") % {
@@ -536,7 +534,7 @@ def _not_candidate_message(user: DirectoryUser, candidate: Candidate | None) -> 
 def _check_reclaimable(pool: Pool, user: DirectoryUser, sku: Sku) -> Candidate:
     candidate = evaluate_user(pool, user)
     names = {"user": user.user_principal_name, "sku": sku.name}
-    rejection = _not_candidate_message(user, candidate)
+    rejection = not_candidate_message(user, candidate)
     if rejection:
         raise AssignmentRejected(rejection)
     held = candidate.held(sku)
@@ -578,96 +576,3 @@ def reclaim_license(*, acting_user: AbstractBaseUser, pool: Pool, user: Director
         event.graph_request_id,
     )
     return event
-
-
-class OutcomeStatus:
-    RECLAIMED = "reclaimed"
-    SKIPPED = "skipped"
-    REJECTED = "rejected"
-    FAILED = "failed"
-
-
-@dataclass
-class LicenseOutcome:
-    sku: Sku | None
-    status: str
-    message: str
-
-
-@dataclass
-class UserOutcome:
-    """The outcome of bulk reclaim for one selected user, license by license."""
-
-    label: str
-    user: DirectoryUser | None
-    licenses: list[LicenseOutcome] = field(default_factory=list)
-
-    @property
-    def reclaimed(self) -> int:
-        return sum(1 for outcome in self.licenses if outcome.status == OutcomeStatus.RECLAIMED)
-
-
-def _reclaim_user(acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser) -> UserOutcome:
-    outcome = UserOutcome(label=user.user_principal_name, user=user)
-    candidate = evaluate_user(pool, user)
-    rejection = _not_candidate_message(user, candidate)
-    if rejection:
-        record_event(
-            acting_user=acting_user, action=AuditAction.LICENSE_RECLAIMED, outcome=Outcome.REJECTED, tenant=pool.tenant,
-            pool=pool, user=user, message=rejection,
-        )
-        outcome.licenses.append(LicenseOutcome(None, OutcomeStatus.REJECTED, rejection))
-        return outcome
-    for held in candidate.licenses:
-        if not held.reclaimable:
-            outcome.licenses.append(LicenseOutcome(held.sku, OutcomeStatus.SKIPPED, held.skip_message))
-            continue
-        try:
-            reclaim_license(acting_user=acting_user, pool=pool, user=user, sku=held.sku)
-        except AssignmentRejected as exc:
-            outcome.licenses.append(LicenseOutcome(held.sku, OutcomeStatus.REJECTED, exc.message))
-        except GraphRejected as exc:
-            outcome.licenses.append(LicenseOutcome(held.sku, OutcomeStatus.FAILED, exc.message))
-        else:
-            outcome.licenses.append(LicenseOutcome(held.sku, OutcomeStatus.RECLAIMED, _("Reclaimed %(sku)s.") % {
-                "sku": held.sku.name}))
-    return outcome
-
-
-def bulk_reclaim(*, acting_user: AbstractBaseUser, pool: Pool, user_pks: list[int]) -> list[UserOutcome]:
-    """Reclaim every reclaimable license of the selected candidates and return each user's outcome.
-
-    Licenses from groups and licenses no reason applies to are skipped with the reason. Raises Http404
-    outside the acting user's scope and RecoveryError for an empty or too large selection.
-    """
-    # NOTE: this runs in the request, one Graph call per license, because bulk jobs take one SKU per job
-    # while a reclaim takes each user's own SKUs; hence the limit on users per request.
-    if not can_reclaim(acting_user, pool):
-        raise Http404("No such pool.")
-    user_pks = list(dict.fromkeys(user_pks))
-    if not user_pks:
-        raise RecoveryError(_("Select at least one candidate to reclaim."))
-    if len(user_pks) > MAX_BULK_RECLAIM_USERS:
-        raise RecoveryError(
-            _("%(count)s users were selected; one bulk reclaim takes at most %(max)s. Select fewer users.")
-            % {"count": number_format(len(user_pks)), "max": number_format(MAX_BULK_RECLAIM_USERS)}
-        )
-    members = {user.pk: user for user in pool.members_queryset().filter(pk__in=user_pks).select_related("pool")}
-    outcomes = []
-    for user_pk in user_pks:
-        user = members.get(user_pk)
-        if user is None:
-            # The user left the pool (or was deleted) after the list was shown; nothing about the user is revealed.
-            outcome = UserOutcome(label=_("User %(id)s") % {"id": user_pk}, user=None)
-            outcome.licenses.append(LicenseOutcome(None, OutcomeStatus.REJECTED, _(
-                "This user is no longer a member of pool %(pool)s. Run a sync if the user moved recently."
-            ) % {"pool": str(pool)}))
-            outcomes.append(outcome)
-            continue
-        outcomes.append(_reclaim_user(acting_user, pool, user))
-    logger.info(
-        "Bulk reclaim in pool %s (tenant %s) by %s: %s users, %s licenses reclaimed",
-        pool.pk, pool.tenant.tenant_id, acting_user.get_username(), len(outcomes),
-        sum(outcome.reclaimed for outcome in outcomes),
-    )
-    return outcomes

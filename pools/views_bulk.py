@@ -20,7 +20,7 @@ from graphsync.models import Sku, UserLicense
 from rbac import scoping
 from rbac.choices import Action
 
-from . import bulk, services
+from . import bulk, recovery, services
 from .choices import BulkJobKind, BulkJobStatus
 from .exceptions import PoolsError
 from .forms_bulk import AssignDetailsForm, BulkSelectionForm, BulkUploadForm, DefaultUsageLocationForm
@@ -216,7 +216,10 @@ def bulk_job(request: HttpRequest, job_pk: int) -> HttpResponse:
     """Render the job page. While the job runs, htmx polls it every second for the progress fragment."""
     job = bulk.get_job_or_404(request.user, Action.VIEW, job_pk)
     context = _job_context(job)
-    context["can_assign"] = scoping.can(request.user, Action.ASSIGN, job.pool)
+    if job.kind == BulkJobKind.RECLAIM:
+        context["can_assign"] = recovery.can_reclaim(request.user, job.pool)
+    else:
+        context["can_assign"] = scoping.can(request.user, Action.ASSIGN, job.pool)
     if request.htmx and request.htmx.target == "job-progress":
         return render(request, "pools/bulk/_progress.html", context)
     return render(request, "pools/bulk/job.html", context)
@@ -225,7 +228,8 @@ def bulk_job(request: HttpRequest, job_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def bulk_job_resume(request: HttpRequest, job_pk: int) -> HttpResponse:
-    job = bulk.get_job_or_404(request.user, Action.ASSIGN, job_pk)
+    # resume_bulk_job checks that the user may assign licenses, or for a reclaim job reclaim seats.
+    job = bulk.get_job_or_404(request.user, Action.VIEW, job_pk)
     try:
         bulk.resume_bulk_job(acting_user=request.user, job=job)
     except PoolsError as exc:

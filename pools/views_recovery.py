@@ -2,7 +2,8 @@
 
 Pools come through ``rbac.scoping`` (viewing) and ``pools.recovery.recoverable_pools`` (changing), so a pool
 or user outside the user's scope raises Http404. POST views call ``pools.recovery``, report the outcome
-through Django messages and redirect back, except bulk reclaim, which shows each user's outcome.
+through Django messages and redirect back, except bulk reclaim, which starts a background job and
+redirects to its page of per-user outcomes.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -24,6 +25,7 @@ from . import recovery
 from .exceptions import PoolsError
 from .forms_recovery import BulkReclaimForm, ExemptionForm, ReclaimForm
 from .models import Pool
+from .reclaim_jobs import create_reclaim_job
 
 logger = logging.getLogger(__name__)
 
@@ -119,12 +121,12 @@ def bulk_reclaim(request: HttpRequest, pool_pk: int) -> HttpResponse:
         messages.error(request, _form_errors(form))
         return _back(pool)
     try:
-        outcomes = recovery.bulk_reclaim(acting_user=request.user, pool=pool, user_pks=form.cleaned_data["users"])
+        job = create_reclaim_job(acting_user=request.user, pool=pool, user_pks=form.cleaned_data["users"])
     except PoolsError as exc:
         logger.info("Bulk reclaim in pool %s by %s rejected: %s", pool.pk, request.user.get_username(), exc.message)
         messages.error(request, exc.message)
         return _back(pool)
-    return render(request, "pools/recovery/bulk_result.html", {"pool": pool, "outcomes": outcomes})
+    return redirect("pools:bulk_job", job_pk=job.pk)
 
 
 @login_required

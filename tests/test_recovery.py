@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from django.http import Http404
@@ -13,9 +14,11 @@ from conftest import sync_now
 from graphsync.models import DirectoryUser, Sku
 from graphsync.testing import control
 from pools import recovery, stock
-from pools.choices import AuditAction, Outcome, PoolAttribute
+from pools.bulk import run_bulk_job
+from pools.choices import AuditAction, BulkItemStatus, BulkJobKind, BulkJobStatus, Outcome, PoolAttribute
 from pools.exceptions import AssignmentRejected, GraphRejected
-from pools.models import AuditEvent, LicenseExemption, Pool, TenantPolicy
+from pools.models import AuditEvent, BulkJob, LicenseExemption, Pool, TenantPolicy
+from pools.reclaim_jobs import create_reclaim_job
 from pools.services import set_allotment, set_scheme
 from rbac.choices import Role
 
@@ -433,30 +436,33 @@ def test_reclaim_after_sign_in_rejected(emulator, scenario, emulator_snapshot, p
     assert str(e3.sku_id) in graph_skus(emulator, scenario, emulator_snapshot, INACTIVE)
 
 
-def test_bulk_reclaim(emulator, scenario, emulator_snapshot, admin, pool, manager):
+def license_outcomes(job: BulkJob) -> dict[str, tuple[str, list[tuple[str, str, str]]]]:
+    return {
+        item.user_principal_name: (
+            item.status, [(entry["partNumber"], entry["status"], entry["message"]) for entry in item.licenses]
+        )
+        for item in job.items.order_by("position")
+    }
+
+
+def check_bulk_reclaim_outcome(job: BulkJob, emulator, scenario, emulator_snapshot, pool, spare_before: int) -> None:
     e3 = Sku.objects.get(tenant=scenario, part_number="SPE_E3")
-    set_allotment(acting_user=admin, pool=pool, sku=e3, seats=40)
-    spare_before = spare(pool, "SPE_E3")
-    selected = [member(scenario, prefix) for prefix in (DISABLED, GROUP, INACTIVE, ANY_KIND)]
-
-    outcomes = recovery.bulk_reclaim(acting_user=manager, pool=pool, user_pks=[user.pk for user in selected])
-
-    results = {
-        outcome.label: [(item.sku.part_number if item.sku else None, item.status, item.message) for item in outcome.licenses]
-        for outcome in outcomes
-    }
-    assert results == {
-        "georg.aberg.10@contoso7.onmicrosoft.com": [("SPE_E3", "reclaimed", "Reclaimed Microsoft 365 E3.")],
-        "pawel.zimmermann.6@contoso7.onmicrosoft.com": [
+    flow = Sku.objects.get(tenant=scenario, part_number="FLOW_FREE")
+    assert job.status == BulkJobStatus.FINISHED
+    assert license_outcomes(job) == {
+        "georg.aberg.10@contoso7.onmicrosoft.com": ("done", [("SPE_E3", "reclaimed", "Reclaimed Microsoft 365 E3.")]),
+        "pawel.zimmermann.6@contoso7.onmicrosoft.com": ("done", [
             ("SPE_E3", "skipped", GROUP_SKIP),
-            ("FLOW_FREE", "reclaimed", f"Reclaimed {Sku.objects.get(tenant=scenario, part_number='FLOW_FREE').name}."),
-        ],
-        "bjorn.lefevre.27@contoso7.onmicrosoft.com": [("SPE_E3", "reclaimed", "Reclaimed Microsoft 365 E3.")],
-        "tomas.evans.34@contoso7.onmicrosoft.com": [(None, "rejected", (
-            "tomas.evans.34@contoso7.onmicrosoft.com is no longer a reclaim candidate: no reason to reclaim applies "
-            "to the licenses the user holds now."
-        ))],
+            ("FLOW_FREE", "reclaimed", f"Reclaimed {flow.name}."),
+        ]),
+        "bjorn.lefevre.27@contoso7.onmicrosoft.com": ("done", [("SPE_E3", "reclaimed", "Reclaimed Microsoft 365 E3.")]),
+        "tomas.evans.34@contoso7.onmicrosoft.com": ("rejected", []),
     }
+    assert job.items.get(user_principal_name__startswith=ANY_KIND).message == (
+        "tomas.evans.34@contoso7.onmicrosoft.com is no longer a reclaim candidate: no reason to reclaim applies "
+        "to the licenses the user holds now."
+    )
+    assert job.items.get(user_principal_name__startswith=GROUP).message == f"{GROUP_SKIP} Reclaimed {flow.name}."
     assert str(e3.sku_id) not in graph_skus(emulator, scenario, emulator_snapshot, DISABLED)
     assert str(e3.sku_id) not in graph_skus(emulator, scenario, emulator_snapshot, INACTIVE)
     assert graph_skus(emulator, scenario, emulator_snapshot, GROUP) == {str(e3.sku_id)}
@@ -464,7 +470,123 @@ def test_bulk_reclaim(emulator, scenario, emulator_snapshot, admin, pool, manage
     assert spare(pool, "SPE_E3") == spare_before + 2
     reclaimed = AuditEvent.objects.filter(action=AuditAction.LICENSE_RECLAIMED, outcome=Outcome.SUCCEEDED)
     assert reclaimed.count() == 3
+    disabled = job.items.get(user_principal_name__startswith=DISABLED)
+    assert disabled.graph_request_id == reclaimed.get(target_user__user_principal_name__startswith=DISABLED).graph_request_id
     assert not AuditEvent.objects.filter(action=AuditAction.LICENSE_REVOKED).exists()
+
+
+def test_bulk_reclaim_job(emulator, scenario, emulator_snapshot, admin, pool, manager):
+    e3 = Sku.objects.get(tenant=scenario, part_number="SPE_E3")
+    set_allotment(acting_user=admin, pool=pool, sku=e3, seats=40)
+    spare_before = spare(pool, "SPE_E3")
+    selected = [member(scenario, prefix) for prefix in (DISABLED, GROUP, INACTIVE, ANY_KIND)]
+
+    job = create_reclaim_job(acting_user=manager, pool=pool, user_pks=[user.pk for user in selected])
+    assert run_bulk_job(job.pk) == BulkJobStatus.FINISHED
+
+    job.refresh_from_db()
+    assert job.kind == BulkJobKind.RECLAIM
+    assert job.sku is None
+    check_bulk_reclaim_outcome(job, emulator, scenario, emulator_snapshot, pool, spare_before)
+    started = AuditEvent.objects.get(action=AuditAction.BULK_JOB_STARTED)
+    assert started.after == {"job": job.pk, "kind": "reclaim", "users": 4}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_reclaim_celery_worker(celery_worker, emulator, scenario, emulator_snapshot, admin, pool, manager):
+    e3 = Sku.objects.get(tenant=scenario, part_number="SPE_E3")
+    set_allotment(acting_user=admin, pool=pool, sku=e3, seats=40)
+    spare_before = spare(pool, "SPE_E3")
+    selected = [member(scenario, prefix) for prefix in (DISABLED, GROUP, INACTIVE, ANY_KIND)]
+
+    job = create_reclaim_job(acting_user=manager, pool=pool, user_pks=[user.pk for user in selected])
+
+    deadline = time.monotonic() + 120
+    while job.status != BulkJobStatus.FINISHED and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job.refresh_from_db()
+    check_bulk_reclaim_outcome(job, emulator, scenario, emulator_snapshot, pool, spare_before)
+    assert run_bulk_job(job.pk) == "skipped"
+
+
+def test_bulk_reclaim_over_100_users(scenario, pool, manager):
+    members = list(pool.members_queryset().values_list("pk", flat=True))
+    missing = [max(members) + number for number in range(1, 102 - len(members))]
+
+    job = create_reclaim_job(acting_user=manager, pool=pool, user_pks=members + missing)
+
+    assert job.items.count() == 101
+    rejected = job.items.get(position=len(members) + 1)
+    assert rejected.status == BulkItemStatus.REJECTED
+    assert rejected.user_principal_name == f"User {missing[0]}"
+    assert rejected.message == f"This user is no longer a member of pool {pool}. Run a sync if the user moved recently."
+
+
+def test_bulk_reclaim_selection_errors(scenario, pool, manager, other_manager):
+    with pytest.raises(recovery.RecoveryError) as caught:
+        create_reclaim_job(acting_user=manager, pool=pool, user_pks=[])
+    assert caught.value.message == "Select at least one candidate to reclaim."
+
+    with pytest.raises(recovery.RecoveryError) as caught:
+        create_reclaim_job(acting_user=manager, pool=pool, user_pks=list(range(1, 5002)))
+    assert caught.value.message == "5001 users were selected; one bulk reclaim takes at most 5000. Select fewer users."
+
+    with pytest.raises(Http404):
+        create_reclaim_job(acting_user=other_manager, pool=pool, user_pks=[member(scenario, DISABLED).pk])
+    assert not BulkJob.objects.exists()
+
+
+def test_bulk_reclaim_resume_settles_removal(emulator, scenario, emulator_snapshot, admin, pool, manager):
+    """A runner died after Graph removed a license: the resumed job records it and calls Graph no more."""
+    e3 = Sku.objects.get(tenant=scenario, part_number="SPE_E3")
+    disabled, inactive = member(scenario, DISABLED), member(scenario, INACTIVE)
+    job = create_reclaim_job(acting_user=manager, pool=pool, user_pks=[disabled.pk, inactive.pk])
+    item = job.items.get(user=disabled)
+    item.status = BulkItemStatus.IN_PROGRESS
+    item.licenses = [{
+        "skuId": str(e3.sku_id), "partNumber": "SPE_E3", "name": e3.name, "status": "in_progress", "message": "",
+        "graphRequestId": "", "reasons": ["disabled"],
+    }]
+    item.save()
+    BulkJob.objects.filter(pk=job.pk).update(status=BulkJobStatus.RUNNING, heartbeat_at=timezone.now() - dt.timedelta(hours=1))
+    control(emulator, "POST", f"tenants/{scenario.tenant_id}/users/{disabled.user_id}/licenses", {
+        "addLicenses": [], "removeLicenses": [str(e3.sku_id)],
+    })
+
+    assert run_bulk_job(job.pk) == BulkJobStatus.FINISHED
+
+    assert license_outcomes(job)[disabled.user_principal_name] == ("done", [
+        ("SPE_E3", "reclaimed", "Reclaimed Microsoft 365 E3 (confirmed in Microsoft Graph after the worker stopped)."),
+    ])
+    assert license_outcomes(job)[inactive.user_principal_name] == ("done", [
+        ("SPE_E3", "reclaimed", "Reclaimed Microsoft 365 E3."),
+    ])
+    calls = control(emulator, "GET", "requests")["value"]
+    assert not [call for call in calls if call["path"] == f"/v1.0/users/{disabled.user_id}/assignLicense"]
+    event = AuditEvent.objects.get(action=AuditAction.LICENSE_RECLAIMED, target_user=disabled)
+    assert event.message == "Found removed in Microsoft Graph when the bulk job resumed after its worker stopped."
+    assert event.before == {"skuId": str(e3.sku_id), "disabledPlans": [], "reasons": ["disabled"]}
+    assert not disabled.licenses.filter(sku=e3).exists()
+
+
+def test_bulk_reclaim_resume_retries_unsent(emulator, scenario, emulator_snapshot, pool, manager):
+    """A runner died before Graph removed the license: the resumed job removes it once."""
+    e3 = Sku.objects.get(tenant=scenario, part_number="SPE_E3")
+    disabled = member(scenario, DISABLED)
+    job = create_reclaim_job(acting_user=manager, pool=pool, user_pks=[disabled.pk])
+    job.items.update(status=BulkItemStatus.IN_PROGRESS, licenses=[{
+        "skuId": str(e3.sku_id), "partNumber": "SPE_E3", "name": e3.name, "status": "in_progress", "message": "",
+        "graphRequestId": "",
+    }])
+
+    assert run_bulk_job(job.pk) == BulkJobStatus.FINISHED
+
+    assert license_outcomes(job)[disabled.user_principal_name] == ("done", [
+        ("SPE_E3", "reclaimed", "Reclaimed Microsoft 365 E3."),
+    ])
+    calls = control(emulator, "GET", "requests")["value"]
+    assert len([call for call in calls if call["path"] == f"/v1.0/users/{disabled.user_id}/assignLicense"]) == 1
+    assert AuditEvent.objects.filter(action=AuditAction.LICENSE_RECLAIMED, target_user=disabled).count() == 1
 
 
 def test_bulk_reclaim_page(emulator, scenario, emulator_snapshot, pool, manager, client):
@@ -473,11 +595,15 @@ def test_bulk_reclaim_page(emulator, scenario, emulator_snapshot, pool, manager,
 
     response = client.post(reverse("pools:bulk_reclaim", kwargs={"pool_pk": pool.pk}), {"users": users})
 
-    assert response.status_code == 200
-    body = response.content.decode()
+    job = BulkJob.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("pools:bulk_job", kwargs={"job_pk": job.pk})
+    run_bulk_job(job.pk)
+    page = client.get(response["Location"])
+    body = page.content.decode()
+    assert "Reclaim seats of the selected candidates" in body
     assert "Reclaimed Microsoft 365 E3." in body
     assert GROUP_SKIP in body
-    assert "Skipped" in body
 
 
 def test_reclaim_view(emulator, scenario, emulator_snapshot, pool, manager, client):

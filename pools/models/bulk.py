@@ -14,7 +14,10 @@ class BulkJob(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="bulk_jobs", verbose_name=_("tenant"))
     pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="bulk_jobs", verbose_name=_("pool"))
-    sku = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="+", verbose_name=_("SKU"))
+    # Empty for a reclaim job, which reclaims each user's own reclaimable SKUs.
+    sku = models.ForeignKey(
+        Sku, on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("SKU")
+    )
     kind = models.CharField(_("kind"), max_length=20, choices=BulkJobKind.choices)
     disabled_plans = models.JSONField(_("disabled service plans"), default=list, blank=True)
     status = models.CharField(_("status"), max_length=20, choices=BulkJobStatus.choices, default=BulkJobStatus.QUEUED)
@@ -32,6 +35,8 @@ class BulkJob(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
+        if self.sku_id is None:
+            return f"{self.get_kind_display()} in {self.pool} ({self.status})"
         return f"{self.get_kind_display()} {self.sku} in {self.pool} ({self.status})"
 
 
@@ -46,6 +51,8 @@ class BulkJobItem(models.Model):
     status = models.CharField(_("status"), max_length=20, choices=BulkItemStatus.choices, default=BulkItemStatus.PENDING)
     message = models.TextField(_("message"), blank=True)
     graph_request_id = models.CharField(_("Graph request ID"), max_length=100, blank=True)
+    # Reclaim jobs only: one entry per SKU of the user, with its status, message and Graph request ID.
+    licenses = models.JSONField(_("license outcomes"), default=list, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
