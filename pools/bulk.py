@@ -39,7 +39,8 @@ from .audit import record_event
 from .choices import AuditAction, BulkItemStatus, BulkJobKind, BulkJobStatus, Outcome
 from .exceptions import AssignmentRejected, GraphRejected, PoolsError
 from .models import AuditEvent, BulkJob, BulkJobItem, Pool
-from .services import assign_license, check_disabled_plans, release_unit, revoke_license, take_unit
+from .seats import release_unit, take_unit
+from .services import assign_license, check_disabled_plans, revoke_license
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import logging
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,13 +22,14 @@ from graphsync.models import DirectoryGroup, DirectoryUser, Sku, UserLicense
 from rbac import scoping
 from rbac.choices import Action
 
-from . import pool_names, stock
+from . import pool_names
 from .audit import record_event
 from .choices import AuditAction, Outcome
 from .exceptions import AllotmentError, AssignmentRejected, GraphRejected
 from .graph_messages import describe_graph_error
 from .membership import recompute_membership
 from .models import Allotment, AuditEvent, Pool, PoolScheme
+from .seats import quota_chain, release_unit, reserve_seat
 from .usage_location import choose_usage_location, ensure_usage_location, set_user_usage_location
 
 logger = logging.getLogger(__name__)
@@ -185,75 +186,19 @@ def _check_allotment_limits(pool: Pool, sku: Sku, seats: int) -> None:
 # Assignment and revocation
 
 
-def _check_user_in_pool(acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser) -> None:
+def _check_user_in_pool(acting_user: AbstractBaseUser, pool: Pool, user: DirectoryUser) -> list[Pool]:
+    """Raise Http404 unless the acting user may assign in ``pool`` and the user is in it or its level-2 pools.
+
+    Returns the pools whose allotments limit the user, from ``seats.quota_chain``.
+    """
     if not scoping.can_on_pool(acting_user, Action.ASSIGN, pool):
         raise Http404("No such pool.")
-    if user.tenant_id != pool.tenant_id or user.is_deleted or user.pool_id not in pool.subtree_ids():
+    chain = None
+    if user.tenant_id == pool.tenant_id and not user.is_deleted:
+        chain = quota_chain(pool, user)
+    if chain is None:
         raise Http404("No such user in this pool.")
-
-
-def occupies_seat(user: DirectoryUser, sku: Sku) -> bool:
-    """Tell whether the user uses a unit of the SKU: directly, through a group, or by a pending reservation."""
-    return UserLicense.objects.filter(user=user, sku=sku).exclude(state__in=stock.SEAT_FREE_STATES).exists()
-
-
-def take_unit(user: DirectoryUser, sku: Sku) -> None:
-    """Count a unit of the SKU as consumed unless the user already uses one; call before adding their row.
-
-    ``Sku.consumed_units`` is Graph's count from the last sync, kept current between syncs by the
-    portal's own changes under the SKU row lock, so checking the tenant's stock needs no count query.
-    NOTE: an assignment that completes while a sync is between reading Graph and writing the mirror
-    is missing from the count until the next sync; Graph itself still rejects a tenant that is full.
-    """
-    if not occupies_seat(user, sku):
-        Sku.objects.filter(pk=sku.pk).update(consumed_units=F("consumed_units") + 1)
-
-
-def release_unit(license: UserLicense) -> None:
-    """Delete a reservation or direct license row, and return its unit unless the user still uses one."""
-    license.delete()
-    if not occupies_seat(license.user, license.sku):
-        Sku.objects.filter(pk=license.sku_id, consumed_units__gt=0).update(consumed_units=F("consumed_units") - 1)
-
-
-def _reserve_seat(*, pool: Pool, user: DirectoryUser, sku: Sku, disabled_plans: list[str]) -> UserLicense:
-    """Check every quota under the SKU's row lock and insert a pending license; commit before calling Graph."""
-    with transaction.atomic():
-        # Every reservation of this SKU waits here, so two delegates cannot both take the last seat.
-        sku = Sku.objects.select_for_update().get(pk=sku.pk)
-        if UserLicense.objects.filter(user=user, sku=sku, assigned_by_group="").exists():
-            raise AssignmentRejected(
-                _("%(user)s already has %(sku)s assigned directly.") % {"user": user.user_principal_name, "sku": sku.name}
-            )
-
-        user_pool = Pool.objects.select_related("parent").get(pk=user.pool_id)
-        chain = [user_pool] + ([user_pool.parent] if user_pool.parent_id else [])
-        for level_pool in chain:
-            allotment = Allotment.objects.filter(pool=level_pool, sku=sku).first()
-            if allotment is None and level_pool.parent_id:
-                continue  # A level-2 pool without its own allotment draws on its parent's.
-            seats = allotment.seats if allotment else 0
-            used = stock.holders(pool.tenant, sku, level_pool.subtree_ids())
-            if used + 1 > seats:
-                raise AssignmentRejected(
-                    _("Pool %(pool)s has no spare seat of %(sku)s: %(seats)s allotted, %(used)s in use, %(spare)s "
-                      "spare. Revoke a license in this pool or ask a tenant administrator to raise its allotment.")
-                    % {"pool": str(level_pool), "sku": sku.name, "seats": seats, "used": used, "spare": seats - used}
-                )
-
-        # A user who already gets the SKU from a group uses no further unit for a direct assignment.
-        if not occupies_seat(user, sku) and sku.consumed_units + 1 > sku.enabled_units:
-            raise AssignmentRejected(
-                _("The tenant has no free seat of %(sku)s: %(enabled)s enabled units, %(used)s in use. Buy more seats "
-                  "in the Microsoft 365 admin center, then run a sync.")
-                % {"sku": sku.name, "enabled": sku.enabled_units, "used": sku.consumed_units}
-            )
-
-        take_unit(user, sku)
-        return UserLicense.objects.create(
-            tenant=pool.tenant, user=user, sku=sku, assigned_by_group="", state=LicenseState.PENDING,
-            disabled_plans=disabled_plans, reserved_at=timezone.now(),
-        )
+    return chain
 
 
 def _precheck_assignment(user: DirectoryUser, sku: Sku) -> None:
@@ -362,7 +307,7 @@ def assign_license(
     GraphRejected when Graph refuses or fails, and Http404 when the pool or user is outside the acting
     user's scope.
     """
-    _check_user_in_pool(acting_user, pool, user)
+    chain = _check_user_in_pool(acting_user, pool, user)
     if sku.tenant_id != pool.tenant_id:
         raise Http404("No such SKU in this tenant.")
     audit = {"acting_user": acting_user, "tenant": pool.tenant, "pool": pool, "user": user, "sku": sku}
@@ -373,7 +318,7 @@ def assign_license(
         current = _license_to_update(user, sku, plans if disabled_plans is not None else None)
         if current is None:
             ensure_usage_location(acting_user=acting_user, pool=pool, user=user)
-            reservation = _reserve_seat(pool=pool, user=user, sku=sku, disabled_plans=plans)
+            reservation = reserve_seat(chain=chain, user=user, sku=sku, disabled_plans=plans)
     except AssignmentRejected as exc:
         record_event(action=AuditAction.LICENSE_ASSIGNED, outcome=Outcome.REJECTED, message=exc.message, **audit)
         raise
