@@ -138,29 +138,33 @@ def _quota_usage(sku: Sku, user: DirectoryUser, subtrees: dict[int, list[int]]) 
         "user": DirectoryUser._meta.db_table,
         "allotment": Allotment._meta.db_table,
     }
-    params: dict = {"sku": sku.pk, "user": user.pk, "free": list(stock.SEAT_FREE_STATES)}
+    # Lists are spelled out as IN (%s, ...) because SQLite, the embedded default, has no arrays.
+    free = list(stock.SEAT_FREE_STATES)
+    free_placeholders = ", ".join(["%s"] * len(free))
     columns = [
         "consumed_units",
         "enabled_units",
-        "EXISTS (SELECT 1 FROM {license} WHERE sku_id = %(sku)s AND user_id = %(user)s AND assigned_by_group = '')"
+        "EXISTS (SELECT 1 FROM {license} WHERE sku_id = %s AND user_id = %s AND assigned_by_group = '')"
         " AS has_direct",
-        "EXISTS (SELECT 1 FROM {license} WHERE sku_id = %(sku)s AND user_id = %(user)s AND NOT state = ANY(%(free)s))"
+        f"EXISTS (SELECT 1 FROM {{license}} WHERE sku_id = %s AND user_id = %s AND state NOT IN ({free_placeholders}))"
         " AS occupies_seat",
     ]
+    params: list = [sku.pk, user.pk, sku.pk, user.pk, *free]
     for pool_pk, subtree in subtrees.items():
-        params[f"pool_{pool_pk}"] = pool_pk
-        params[f"subtree_{pool_pk}"] = subtree
-        columns.append(
-            f"(SELECT seats FROM {{allotment}} WHERE pool_id = %(pool_{pool_pk})s AND sku_id = %(sku)s)"
-            f" AS seats_{pool_pk}"
-        )
+        columns.append(f"(SELECT seats FROM {{allotment}} WHERE pool_id = %s AND sku_id = %s) AS seats_{pool_pk}")
         columns.append(
             "(SELECT COUNT(DISTINCT held.user_id) FROM {license} held JOIN {user} holder ON holder.id = held.user_id"
-            " WHERE held.sku_id = %(sku)s AND NOT held.state = ANY(%(free)s) AND NOT holder.is_deleted"
-            f" AND holder.pool_id = ANY(%(subtree_{pool_pk})s)) AS holders_{pool_pk}"
+            f" WHERE held.sku_id = %s AND held.state NOT IN ({free_placeholders}) AND NOT holder.is_deleted"
+            f" AND holder.pool_id IN ({', '.join(['%s'] * len(subtree))})) AS holders_{pool_pk}"
         )
+        params += [pool_pk, sku.pk, sku.pk, *free, *subtree]
+    params.append(sku.pk)
     with connection.cursor() as cursor:
         select = ", ".join(column.format(**tables) for column in columns)
-        cursor.execute(f"SELECT {select} FROM {tables['sku']} WHERE id = %(sku)s", params)
-        names = [column.name for column in cursor.description]
-        return dict(zip(names, cursor.fetchone()))
+        cursor.execute(f"SELECT {select} FROM {tables['sku']} WHERE id = %s", params)
+        names = [column[0] for column in cursor.description]
+        usage = dict(zip(names, cursor.fetchone()))
+    # SQLite returns EXISTS as 0 or 1.
+    usage["has_direct"] = bool(usage["has_direct"])
+    usage["occupies_seat"] = bool(usage["occupies_seat"])
+    return usage
