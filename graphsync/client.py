@@ -61,6 +61,31 @@ def parse_retry_after(value: str | None, default: float) -> float:
     return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
+# Users in each tenant's mirror, which size its throttling budget, counted at most this often.
+USER_COUNT_TTL_SECONDS = 600.0
+_user_counts: dict[int, tuple[int, float]] = {}
+
+
+def mirrored_user_count(tenant: Tenant) -> int:
+    """Return how many users the tenant's mirror holds (0 before the first sync), recounted every 10 minutes."""
+    if tenant.pk is None:
+        return 0
+    cached = _user_counts.get(tenant.pk)
+    now = time.monotonic()
+    if cached is not None and now - cached[1] < USER_COUNT_TTL_SECONDS:
+        return cached[0]
+    from .models import DirectoryUser
+
+    count = DirectoryUser.objects.filter(tenant_id=tenant.pk, is_deleted=False).count()
+    _user_counts[tenant.pk] = (count, now)
+    return count
+
+
+def forget_user_count(tenant_pk: int) -> None:
+    """Count the tenant's users again at the next client, as after a sync changed them."""
+    _user_counts.pop(tenant_pk, None)
+
+
 def build_session(tenant: Tenant) -> requests.Session:
     session = requests.Session()
     ca_bundle = tenant.ca_bundle or settings.GRAPH_CA_BUNDLE
@@ -86,7 +111,7 @@ class GraphClient:
         self.session = session or build_session(tenant)
         self.base_url = tenant.graph_base_url.rstrip("/")
         self.timeout = settings.GRAPH_TIMEOUT_SECONDS
-        self.throttle = get_throttle_budget()
+        self.throttle = get_throttle_budget(mirrored_user_count(tenant))
         self.throttle_key = str(tenant.tenant_id).lower()
 
     # Tokens

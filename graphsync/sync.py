@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from . import catalog
 from .bulk_upsert import upsert
 from .choices import LicenseState, SyncKind, SyncStatus
-from .client import GraphClient
+from .client import GraphClient, forget_user_count
 from .errors import GraphError, GraphPermissionError
 from .locks import tenant_sync_lock
 from .models import DeltaState, DirectoryGroup, DirectoryUser, Sku, Subscription, SyncRun, Tenant, UserLicense
@@ -477,6 +477,7 @@ def run_sync(run: SyncRun, progress_callback: ProgressCallback | None = None) ->
     run.status = SyncStatus.SUCCEEDED
     run.finished_at = timezone.now()
     run.save()
+    forget_user_count(tenant.pk)
     logger.info(
         "Sync run %s (%s) of tenant %s succeeded: %s users, %s groups, %s SKUs, %s pages in %.1f s",
         run.pk, run.kind, tenant.tenant_id, run.users_count, run.groups_count, run.skus_count, run.pages_count,
@@ -596,6 +597,7 @@ def _insert_first_sync(run: SyncRun, directory: TenantDirectory, stage: UserStag
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         write_catalog(tenant, directory)
         pool_id = unassigned_pool(tenant).pk
+        synced_at = timezone.now()
         listing = transaction.savepoint()
         for item in pages:
             if item is RESTART_LISTING:
@@ -604,7 +606,7 @@ def _insert_first_sync(run: SyncRun, directory: TenantDirectory, stage: UserStag
                 continue
             page, directory.sign_in_activity_available = item
             stage.add_page(page)
-            stage.insert_page(timezone.now(), new_user_pool_id=pool_id)
+            stage.insert_page(synced_at, new_user_pool_id=pool_id)
         stage.log_unknown_skus()
         write_in_transaction(
             tenant, lambda: save_sign_in_availability(tenant, directory.sign_in_activity_available),

@@ -211,11 +211,35 @@ _budgets: dict[tuple, ThrottleBudget] = {}
 _budgets_lock = threading.Lock()
 
 
-def get_throttle_budget() -> ThrottleBudget:
-    """Return this process's budget for the current settings, creating it on first use."""
+def directory_unit_limit(user_count: int) -> int:
+    """Return Graph's identity and access limit in resource units per 10 seconds, per app and tenant.
+
+    Microsoft documents 3,500 units for tenants under 50 users, 5,000 up to 500 users and 8,000 above.
+    """
+    if user_count < 50:
+        return 3500
+    if user_count <= 500:
+        return 5000
+    return 8000
+
+
+def budget_shape(user_count: int) -> tuple[float, float]:
+    """Return the units per second and burst units that keep any 10 seconds within the tenant's limit.
+
+    A full bucket plus 10 seconds of refill is exactly the limit: a tenth of it as the burst, the rest
+    spread over the window. ``GRAPH_THROTTLE_UNITS_PER_SECOND`` and ``GRAPH_THROTTLE_BURST_UNITS``, when
+    set, replace both.
+    """
+    limit = directory_unit_limit(user_count)
+    rate = getattr(settings, "GRAPH_THROTTLE_UNITS_PER_SECOND", None) or limit * 0.09
+    burst = getattr(settings, "GRAPH_THROTTLE_BURST_UNITS", None) or limit * 0.1
+    return float(rate), float(burst)
+
+
+def get_throttle_budget(user_count: int = 0) -> ThrottleBudget:
+    """Return this process's budget for a tenant of ``user_count`` users, creating it on first use."""
     url = throttle_redis_url()
-    rate = float(getattr(settings, "GRAPH_THROTTLE_UNITS_PER_SECOND", 315.0))
-    burst = float(getattr(settings, "GRAPH_THROTTLE_BURST_UNITS", 350.0))
+    rate, burst = budget_shape(user_count)
     key = (url, rate, burst)
     with _budgets_lock:
         budget = _budgets.get(key)

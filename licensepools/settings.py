@@ -253,11 +253,12 @@ CELERY_BEAT_SCHEDULE = {
 GRAPH_CA_BUNDLE = os.environ.get("GRAPH_CA_BUNDLE", "")
 GRAPH_TIMEOUT_SECONDS = float(os.environ.get("GRAPH_TIMEOUT_SECONDS", "30"))
 # Graph throttling budget per tenant, shared by every worker through this Redis URL (empty: the Celery
-# broker's Redis; without either, each process keeps its own). The defaults keep any 10-second window
-# within 3,500 resource units, Graph's directory limit for tenants under 50 users.
+# broker's Redis; without either, each process keeps its own). Unset, the rate and burst follow Graph's
+# directory limit for the tenant's size (3,500, 5,000 or 8,000 resource units per 10 seconds); set,
+# they apply to every tenant.
 GRAPH_THROTTLE_REDIS_URL = os.environ.get("GRAPH_THROTTLE_REDIS_URL", "")
-GRAPH_THROTTLE_UNITS_PER_SECOND = float(os.environ.get("GRAPH_THROTTLE_UNITS_PER_SECOND", "315"))
-GRAPH_THROTTLE_BURST_UNITS = float(os.environ.get("GRAPH_THROTTLE_BURST_UNITS", "350"))
+GRAPH_THROTTLE_UNITS_PER_SECOND = float(os.environ.get("GRAPH_THROTTLE_UNITS_PER_SECOND") or 0) or None
+GRAPH_THROTTLE_BURST_UNITS = float(os.environ.get("GRAPH_THROTTLE_BURST_UNITS") or 0) or None
 # Scheduled syncs are incremental, with a full sync once this many hours have passed since the last one.
 GRAPH_FULL_SYNC_INTERVAL_HOURS = float(os.environ.get("GRAPH_FULL_SYNC_INTERVAL_HOURS", "24"))
 # Incremental syncs read the licenses of the users the delta reports; every this many minutes one also

@@ -209,7 +209,8 @@ def test_batch_sends_twenty_per_call(client, traffic, emulator_snapshot):
 
     results = client.batch(requests_)
 
-    assert batch_calls == [20, 20, 5]
+    # The three calls travel at once, so they may start in any order.
+    assert sorted(batch_calls, reverse=True) == [20, 20, 5]
     assert set(results) == set(ids)
     for user_id, result in results.items():
         assert result.ok, result.error

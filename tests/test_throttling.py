@@ -194,3 +194,20 @@ def test_two_workers_no_more_429s_than_one(emulator, tenant, redis_url):
     assert two <= one, f"429s: one worker {one}, two workers {two}, two unpaced workers {unpaced}"
     # Without pacing the same two workers exceed the limit, so the comparison above can fail.
     assert unpaced > two, f"429s: two workers {two}, two unpaced workers {unpaced}"
+
+
+def test_budget_follows_tenant_size(settings):
+    settings.GRAPH_THROTTLE_UNITS_PER_SECOND = None
+    settings.GRAPH_THROTTLE_BURST_UNITS = None
+
+    # A full bucket plus ten seconds of refill equals Graph's limit per 10 seconds for the tenant size.
+    assert throttle.budget_shape(10) == (315.0, 350.0)
+    assert throttle.budget_shape(500) == (450.0, 500.0)
+    assert throttle.budget_shape(100_000) == (720.0, 800.0)
+
+
+def test_budget_settings_replace_tenant_size(settings):
+    settings.GRAPH_THROTTLE_UNITS_PER_SECOND = 50.0
+    settings.GRAPH_THROTTLE_BURST_UNITS = 60.0
+
+    assert throttle.budget_shape(100_000) == (50.0, 60.0)
