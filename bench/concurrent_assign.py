@@ -39,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +70,7 @@ class AttemptResult:
     graph_cpu: float
     sql_wall: float
     lock_wall: float
+    commit_wall: float
     enqueue_wall: float
     start_delay: float
 
@@ -112,6 +113,7 @@ def main() -> None:
             if args.graph_latency_ms:
                 emulator_control(endpoint, "POST", "faults", {"latencyMs": args.graph_latency_ms})
             worker, worker_log = start_celery_worker(Path(state_dir))
+            setup.helpers = {"emulator": emulator.pid, "Celery worker": worker.pid if worker else None}
             results, wall = run_attempts(args, setup)
             evaluations = wait_for_celery_worker(worker_log) if worker else None
             report(args, setup, endpoint, results, wall, evaluations)
@@ -132,6 +134,8 @@ class Setup:
     pools: dict
     holders_before: dict
     machine_busy: float = 0.0
+    helpers: dict = field(default_factory=dict)
+    helper_cpu: dict = field(default_factory=dict)
 
 
 def prepare(args, endpoint: dict) -> Setup:
@@ -288,6 +292,7 @@ def run_attempts(args, setup: Setup) -> tuple[list[AttemptResult], float]:
     start_at.value = time.time() + 0.5
     ready.wait()
     busy_before = cpu_jiffies()
+    helpers_before = {name: process_tree_seconds(pid) for name, pid in setup.helpers.items() if pid}
     time.sleep(max(start_at.value - time.time(), 0))
     started = time.perf_counter()
     collected: list[AttemptResult] = []
@@ -295,10 +300,29 @@ def run_attempts(args, setup: Setup) -> tuple[list[AttemptResult], float]:
         collected.extend(results.get())
     wall = time.perf_counter() - started
     busy_after = cpu_jiffies()
+    setup.helper_cpu = {
+        name: process_tree_seconds(setup.helpers[name]) - seconds for name, seconds in helpers_before.items()
+    }
     for process in processes:
         process.join()
     setup.machine_busy = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1)
     return collected, wall
+
+
+def process_tree_seconds(pid: int) -> float:
+    """Return the CPU seconds used so far by a process and its live child processes, from /proc."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_jiffies() -> tuple[int, int]:
@@ -317,6 +341,16 @@ def attempt_worker(setup: Setup, rate: float, next_index, start_at, ready, resul
 
     warm_up()
     sql = SqlTiming()
+    real_commit = connection._commit
+
+    def timed_commit(*a, **k):
+        started = time.perf_counter()
+        try:
+            return real_commit(*a, **k)
+        finally:
+            sql.commit_wall += time.perf_counter() - started
+
+    connection._commit = timed_commit
     profiler = cProfile.Profile() if profile_path else None
     records: list[AttemptResult] = []
     ready.wait()
@@ -334,7 +368,7 @@ def attempt_worker(setup: Setup, rate: float, next_index, start_at, ready, resul
             start_delay = time.time() - scheduled
         pool, user = setup.attempts[index]
         _calls.graph_wall = _calls.graph_cpu = _calls.enqueue_wall = 0.0
-        sql.wall = sql.lock_wall = 0.0
+        sql.wall = sql.lock_wall = sql.commit_wall = 0.0
         wall, cpu = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
@@ -357,6 +391,7 @@ def attempt_worker(setup: Setup, rate: float, next_index, start_at, ready, resul
                 graph_cpu=_calls.graph_cpu,
                 sql_wall=sql.wall,
                 lock_wall=sql.lock_wall,
+                commit_wall=sql.commit_wall,
                 enqueue_wall=_calls.enqueue_wall,
                 start_delay=start_delay,
             )
@@ -387,12 +422,15 @@ def warm_up() -> None:
 class SqlTiming:
     """A Django execute wrapper that adds up the wall-clock time of SQL statements.
 
-    Statements with FOR UPDATE also count as ``lock_wall``, because they wait for the SKU row lock.
+    Statements with FOR UPDATE or FOR NO KEY UPDATE also count as ``lock_wall``, because they wait for
+    the SKU row lock.
+    ``commit_wall`` is filled in by the caller, because Django commits without an execute wrapper.
     """
 
     def __init__(self) -> None:
         self.wall = 0.0
         self.lock_wall = 0.0
+        self.commit_wall = 0.0
 
     def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
@@ -401,7 +439,7 @@ class SqlTiming:
         finally:
             elapsed = time.perf_counter() - started
             self.wall += elapsed
-            if "FOR UPDATE" in sql:
+            if "FOR UPDATE" in sql or "FOR NO KEY UPDATE" in sql:
                 self.lock_wall += elapsed
 
 
@@ -451,6 +489,7 @@ def report(
     print(f"  successful assignments only: {milliseconds([r.portal_cpu for r in assigned])}")
     print(f"SQL statements per attempt (wall-clock): {milliseconds([r.sql_wall for r in results])}")
     print(f"  waiting for the SKU row lock: {milliseconds([r.lock_wall for r in results])}")
+    print(f"commits per attempt (wall-clock): {milliseconds([r.commit_wall for r in results])}")
     print(f"queueing the alert evaluation, successful assignments: {milliseconds([r.enqueue_wall for r in assigned])}")
     if args.rate:
         print(f"start delay after the schedule, every worker busy: {milliseconds([r.start_delay for r in results])}")
@@ -460,9 +499,16 @@ def report(
           f"assignments in Graph beyond those reported: {in_graph - outcomes['assigned']}")
     print(f"assignments expected from spare: {expected}; made: {outcomes['assigned']}; pools: {len(pools)}; "
           f"spare before: {spare_before}")
-    own = sum(r.portal_cpu + r.graph_cpu for r in results) / (wall * (os.cpu_count() or 1))
-    print(f"machine CPU busy during the attempts: {setup.machine_busy:.0%} of {os.cpu_count()} CPUs, "
-          f"{own:.0%} of it in the attempt processes' own CPU time")
+    capacity = wall * (os.cpu_count() or 1)
+    shares = {
+        "attempt processes outside Graph calls": sum(r.portal_cpu for r in results) / capacity,
+        "attempt processes in Graph calls": sum(r.graph_cpu for r in results) / capacity,
+        **{name: seconds / capacity for name, seconds in setup.helper_cpu.items()},
+    }
+    shares["the rest (PostgreSQL, Redis, other processes)"] = setup.machine_busy - sum(shares.values())
+    print(f"CPU time during the attempts, as a share of {os.cpu_count()} CPUs: {setup.machine_busy:.0%} busy")
+    for name, share in shares.items():
+        print(f"  {name}: {share:.0%}")
     if evaluations is not None:
         print(f"alert evaluation tasks run by the Celery worker: {evaluations}")
     if args.graph_latency_ms:
