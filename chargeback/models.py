@@ -50,7 +50,8 @@ class LicenseInterval(models.Model):
     user = models.ForeignKey(
         DirectoryUser, on_delete=models.CASCADE, related_name="license_intervals", verbose_name=_("user")
     )
-    sku = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="+", verbose_name=_("SKU"))
+    # Intervals are read by tenant and time, or by user; none by SKU alone, so the SKU has no index.
+    sku = models.ForeignKey(Sku, on_delete=models.CASCADE, related_name="+", verbose_name=_("SKU"), db_index=False)
     pool = models.ForeignKey(Pool, on_delete=models.SET_NULL, null=True, blank=True, related_name="license_intervals")
     started_at = models.DateTimeField(_("started at"))
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)

@@ -241,7 +241,7 @@ class DirectoryUser(models.Model):
         verbose_name_plural = _("directory users")
         ordering = ["display_name", "user_principal_name"]
         constraints = [models.UniqueConstraint(fields=["tenant", "user_id"], name="user_unique_per_tenant")]
-        indexes = [models.Index(fields=["tenant", "pool"], name="user_tenant_pool_idx")]
+        # The pool's own index serves lookups by pool: a pool belongs to one tenant.
 
     def __str__(self) -> str:
         return self.user_principal_name
@@ -279,8 +279,9 @@ class UserLicense(models.Model):
         _("drift resolution"), max_length=20, choices=DriftResolution.choices, blank=True
     )
     drift_resolved_at = models.DateTimeField(_("drift resolved at"), null=True, blank=True)
+    # Nothing looks licenses up by who resolved their drift, so the column has no index to maintain.
     drift_resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
 
     class Meta:

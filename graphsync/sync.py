@@ -24,7 +24,7 @@ from .errors import GraphError, GraphPermissionError
 from .locks import tenant_sync_lock
 from .models import DeltaState, DirectoryGroup, DirectoryUser, Sku, Subscription, SyncRun, Tenant, UserLicense
 from .read_ahead import read_ahead
-from .staging import UserStage
+from .staging import PageConverter, UserStage
 
 logger = logging.getLogger(__name__)
 
@@ -543,7 +543,10 @@ def _run_full_staged(run: SyncRun, progress: SyncProgress) -> TenantDirectory:
 
     stage = UserStage(tenant, known_sku_ids={str(data["skuId"]).lower() for data in directory.skus})
     stage.create()
-    pages = read_ahead(user_pages(client, USER_SELECT), name=f"sync-run-{run.pk}-users", on_read=count_page)
+    # Three stages at once: one thread reads pages from Graph, one renders them for COPY, and this
+    # thread writes them to PostgreSQL.
+    read = read_ahead(user_pages(client, USER_SELECT), name=f"sync-run-{run.pk}-read", on_read=count_page)
+    pages = read_ahead(_converted(read, stage.converter), name=f"sync-run-{run.pk}-convert")
     try:
         if DirectoryUser.objects.filter(tenant=tenant).exists():
             _stage_then_merge(run, directory, stage, pages)
@@ -559,6 +562,17 @@ def _run_full_staged(run: SyncRun, progress: SyncProgress) -> TenantDirectory:
     return directory
 
 
+def _converted(items: Iterator, converter: PageConverter) -> Iterator:
+    """Yield ``user_pages`` items with each page rendered for COPY by ``converter``."""
+    for item in items:
+        if item is RESTART_LISTING:
+            converter.restart()
+            yield item
+            continue
+        page, with_sign_in = item
+        yield converter.convert(page), with_sign_in
+
+
 def _stage_then_merge(run: SyncRun, directory: TenantDirectory, stage: UserStage, pages: Iterator) -> None:
     tenant = run.tenant
     for item in pages:
@@ -566,7 +580,7 @@ def _stage_then_merge(run: SyncRun, directory: TenantDirectory, stage: UserStage
             stage.empty()
             continue
         page, directory.sign_in_activity_available = item
-        stage.add_page(page)
+        stage.copy(page)
 
     def write() -> None:
         from pools.membership import unassigned_pool
@@ -591,12 +605,17 @@ def _insert_first_sync(run: SyncRun, directory: TenantDirectory, stage: UserStag
     """
     from pools.membership import unassigned_pool
 
+    from pools.models import PoolScheme
+
     tenant = run.tenant
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         write_catalog(tenant, directory)
         pool_id = unassigned_pool(tenant).pk
+        # Without a scheme the users stay in the Unassigned pool, so each page can open its license
+        # history at once; with one, the history waits for the membership recompute at the end.
+        open_intervals = not PoolScheme.objects.filter(tenant=tenant).exclude(level1_attribute="").exists()
         synced_at = timezone.now()
         listing = transaction.savepoint()
         for item in pages:
@@ -605,8 +624,8 @@ def _insert_first_sync(run: SyncRun, directory: TenantDirectory, stage: UserStag
                 stage.empty()
                 continue
             page, directory.sign_in_activity_available = item
-            stage.add_page(page)
-            stage.insert_page(synced_at, new_user_pool_id=pool_id)
+            stage.copy(page)
+            stage.insert_page(synced_at, new_user_pool_id=pool_id, open_intervals=open_intervals)
         stage.log_unknown_skus()
         write_in_transaction(
             tenant, lambda: save_sign_in_availability(tenant, directory.sign_in_activity_available),
