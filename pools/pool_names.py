@@ -19,17 +19,9 @@ from django.utils.translation import gettext as _
 
 from .exceptions import PoolsError
 from .models import Pool
-from .normalization import normalize_value
+from .normalization import BIDI_CONTROLS, REMOVED_CHARACTERS, is_invisible, normalize_value
 
 MAX_NAME_LENGTH = 300
-
-# Characters that never matter in a name and are removed wherever they are.
-REMOVED_CHARACTERS = frozenset("\u200b\u2060\ufeff\u00ad\u180e")
-# Bidirectional embeddings, overrides and isolates: U+202A to U+202E and U+2066 to U+2069.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# Letters that render as blank space (Hangul fillers, the blank Braille pattern).
-BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
 
 class PoolNameError(PoolsError):
     """A pool name the portal rejects; ``message`` names the value and the fix."""
@@ -38,10 +30,6 @@ class PoolNameError(PoolsError):
 def code_points(text: str) -> str:
     """Return ``text`` as Unicode code points, such as ``U+200B U+0020``, to show invisible input."""
     return " ".join(f"U+{ord(character):04X}" for character in text)
-
-
-def _is_invisible(character: str) -> bool:
-    return character.isspace() or character in BLANK_LETTERS or unicodedata.category(character) == "Cf"
 
 
 def clean_pool_name(name: str) -> str:
@@ -68,9 +56,9 @@ def clean_pool_name(name: str) -> str:
     text = "".join(character for character in text if character not in REMOVED_CHARACTERS)
     text = " ".join(text.split())
     start, end = 0, len(text)
-    while start < end and _is_invisible(text[start]):
+    while start < end and is_invisible(text[start]):
         start += 1
-    while end > start and _is_invisible(text[end - 1]):
+    while end > start and is_invisible(text[end - 1]):
         end -= 1
     cleaned = text[start:end]
 

@@ -1072,3 +1072,18 @@ def test_tenant_page_links_scheme(admin_client, department_scheme):
     response = admin_client.get(reverse("pools:tenant", kwargs={"tenant_pk": department_scheme.pk}))
 
     assert reverse("pools:scheme", kwargs={"tenant_pk": department_scheme.pk}) in response.content.decode()
+
+
+def test_invisible_characters_ignored(synced_tenant, admin):
+    users = list(DirectoryUser.objects.filter(tenant=synced_tenant, is_deleted=False).order_by("pk")[:3])
+    DirectoryUser.objects.filter(pk=users[0].pk).update(department="Sales")
+    DirectoryUser.objects.filter(pk=users[1].pk).update(department="Sa\u200bles\u200b")
+    DirectoryUser.objects.filter(pk=users[2].pk).update(department="\u200b\u2060\u3164")
+
+    set_scheme(acting_user=admin, tenant=synced_tenant, level1_attribute=PoolAttribute.DEPARTMENT)
+
+    pools = {user.pk: user.pool for user in DirectoryUser.objects.filter(pk__in=[user.pk for user in users])}
+    assert pools[users[0].pk] == pools[users[1].pk]
+    assert pools[users[0].pk].key == "sales"
+    assert pools[users[2].pk].is_unassigned
+    assert not Pool.objects.filter(tenant=synced_tenant, key="").exclude(is_unassigned=True).exists()
