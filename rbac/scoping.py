@@ -78,7 +78,10 @@ def tenants_for(user: AbstractBaseUser, action: Action) -> QuerySet[Tenant]:
     if not user.is_authenticated:
         return Tenant.objects.none()
     tenant_ids = tenants_with_tenant_permission(user, action).values("pk")
-    pool_tenant_ids = pools_for(user, action).values("tenant_id")
+    # Chargeback reaches back to months when a now inactive pool held licenses, so a grant on such a
+    # pool still opens its tenant's reports.
+    pools = chargeback_pools_for(user) if action == Action.CHARGEBACK else pools_for(user, action)
+    pool_tenant_ids = pools.values("tenant_id")
     return Tenant.objects.filter(Q(pk__in=tenant_ids) | Q(pk__in=pool_tenant_ids))
 
 

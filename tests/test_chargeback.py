@@ -763,3 +763,16 @@ def test_prices_in_navigation(client, make_portal_user, contoso, sales):
         client.force_login(user)
 
         assert (link in client.get(reverse("pools:home")).content.decode()) is shown, name
+
+
+def test_grant_on_retired_pool_opens_reports(client, make_portal_user, contoso, e5, sales, finance_pool):
+    retired = make_pool(contoso, "Vertrieb")
+    hold(make_user(contoso, "alice", sales), e5, retired, "2025-03-01 00:00", "2025-03-11 00:00")
+    reader = make_portal_user("retired-fin", role=Role.FINANCE, pool=retired)
+    Pool.objects.filter(pk=retired.pk).update(is_active=False)
+    client.force_login(reader)
+
+    page = client.get(report_url(contoso), {"month": "2025-03"})
+
+    assert page.status_code == 200
+    assert [(row.pool_id, row.license_days) for row in page.context["report"].rows] == [(retired.pk, 10)]
