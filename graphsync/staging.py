@@ -170,6 +170,8 @@ class UserStage:
         # staged page that an earlier page already brought (``insert_page`` only).
         self._repeated = False
         self._seen_before: list[str] = []
+        # Mirror rows ``merge`` inserted, changed or deleted.
+        self.rows_written = 0
 
     @property
     def users_count(self) -> int:
@@ -250,12 +252,14 @@ class UserStage:
             cursor.execute(f"ANALYZE {STAGE_USERS}")
             cursor.execute(f"ANALYZE {STAGE_LICENSES}")
             self._upsert_users(cursor, now, new_user_pool_id)
+            self.rows_written += cursor.rowcount
             cursor.execute(
                 f"UPDATE {_q(DirectoryUser._meta.db_table)} AS member SET is_deleted = true, synced_at = %s "
                 f"WHERE member.tenant_id = %s AND NOT member.is_deleted "
                 f"AND NOT EXISTS (SELECT 1 FROM {STAGE_USERS} AS stage WHERE stage.user_id = member.user_id)",
                 [now, self.tenant.pk],
             )
+            self.rows_written += cursor.rowcount
             self._merge_licenses(cursor, started_at, stale_before)
         self.log_unknown_skus()
 
@@ -349,7 +353,9 @@ class UserStage:
             "AND NOT (held.state = %s AND held.reserved_at IS NOT NULL AND held.reserved_at >= %s)",
             [tenant, started_at, LicenseState.PENDING, stale_before],
         )
+        self.rows_written += cursor.rowcount
         cursor.execute(*self._licenses_insert(STAGE_RESOLVED, [], timezone.now()))
+        self.rows_written += cursor.rowcount
         cursor.execute(f"DROP TABLE {STAGE_RESOLVED}")
 
     def _licenses_insert(self, source: str, params: list, now: datetime, *, on_conflict: bool = True) -> tuple[str, list]:

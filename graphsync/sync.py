@@ -510,18 +510,21 @@ def _run_incremental_or_full(run: SyncRun, progress: SyncProgress) -> None:
 def _run_full(run: SyncRun, progress: SyncProgress) -> None:
     tenant = run.tenant
     if connection.vendor == "postgresql":
-        directory = _run_full_staged(run, progress)
+        directory, rows_written = _run_full_staged(run, progress)
+        # PostgreSQL's autovacuum re-estimates a table once a tenth of it changed; only a sync that
+        # rewrote about that much needs fresh statistics at once.
+        if rows_written * 10 >= max(run.users_count, 1):
+            _refresh_planner_statistics_soon(run)
     else:
         directory = fetch_directory(GraphClient(tenant), run, progress)
         write_in_transaction(tenant, lambda: write_mirror(tenant, directory, run.started_at), directory.users_delta_link)
         run.users_count = len(directory.users)
-    _refresh_planner_statistics_soon(run)
     run.groups_count = len(directory.groups)
     run.skus_count = len(directory.skus)
     run.subscriptions_count = len(directory.subscriptions)
 
 
-def _run_full_staged(run: SyncRun, progress: SyncProgress) -> TenantDirectory:
+def _run_full_staged(run: SyncRun, progress: SyncProgress) -> tuple[TenantDirectory, int]:
     """Full sync for PostgreSQL: users are staged page by page while the next page is read.
 
     The listing runs in a background thread, so Graph's latency and the writing of each page overlap.
@@ -550,8 +553,10 @@ def _run_full_staged(run: SyncRun, progress: SyncProgress) -> TenantDirectory:
     try:
         if DirectoryUser.objects.filter(tenant=tenant).exists():
             _stage_then_merge(run, directory, stage, pages)
+            rows_written = stage.rows_written
         else:
             _insert_first_sync(run, directory, stage, pages)
+            rows_written = stage.users_count
         run.users_count = stage.users_count
     finally:
         pages.close()
@@ -559,7 +564,7 @@ def _run_full_staged(run: SyncRun, progress: SyncProgress) -> TenantDirectory:
             stage.drop()
         except DatabaseError:
             logger.warning("Sync run %s: the stage tables could not be dropped; they go with the session", run.pk)
-    return directory
+    return directory, rows_written
 
 
 def _converted(items: Iterator, converter: PageConverter) -> Iterator:
