@@ -183,6 +183,13 @@ def prepare(args, endpoint: dict) -> Setup:
     attempts = candidates[: args.attempts]
     pools = {pool.pk: pool for pool, _user in attempts}
     before = {pk: holders(tenant, sku, pool.subtree_ids()) for pk, pool in pools.items()}
+
+    # A running installation has planner statistics. The sync queues their refresh as a task, which the
+    # Celery worker would otherwise run only once the attempts have started.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     # A token now, so that every forked worker starts with it in MSAL's cache, as a warm server does.
     from graphsync.client import GraphClient
 
