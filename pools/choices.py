@@ -55,6 +55,7 @@ class AuditAction(models.TextChoices):
     REQUEST_APPROVED = "request.approved", _("Seat request approved")
     REQUEST_DECLINED = "request.declined", _("Seat request declined")
     REQUEST_WITHDRAWN = "request.withdrawn", _("Seat request withdrawn")
+    REQUEST_MOVED = "request.moved", _("Seat request moved by a pool merge")
     DRIFT_ADOPTED = "drift.adopted", _("Drift adopted")
     DRIFT_REFERRED = "drift.referred", _("Drift referred to the pool managers")
     EXEMPTION_ADDED = "exemption.added", _("Reclaim exemption added")

@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models.functions import Lower
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -27,10 +28,10 @@ from rbac.services import move_pool_grants
 
 from . import services, stock
 from .audit import record_event
-from .choices import AuditAction, Outcome, PoolAttribute
+from .choices import AuditAction, Outcome, PoolAttribute, RequestStatus
 from .exceptions import AllotmentError, PoolsError
 from .membership import UNASSIGNED_SLOT, MembershipPlan, Slot, apply_plan, plan_membership
-from .models import Allotment, AuditEvent, Pool, PoolAlias, PoolScheme, PortalValue
+from .models import Alert, Allotment, AuditEvent, Pool, PoolAlias, PoolScheme, PortalValue, SeatRequest
 from .normalization import clean_spelling, normalize_value
 
 logger = logging.getLogger(__name__)
@@ -494,6 +495,19 @@ def _hand_over(acting_user, source: Pool, target: Pool) -> None:
     move_pool_grants(acting_user=acting_user, source=source, target=target)
     Pool.objects.filter(merged_into=source).update(merged_into=target)
     Pool.objects.filter(pk=source.pk).update(merged_into=target)
+
+    # A pending request now asks for seats of the pool that took the users over; decided ones stay
+    # with the pool they were decided for.
+    for request in SeatRequest.objects.select_for_update().filter(pool=source, status=RequestStatus.PENDING):
+        request.pool = target
+        request.save(update_fields=["pool"])
+        record_event(
+            acting_user=acting_user, action=AuditAction.REQUEST_MOVED, tenant=target.tenant, pool=target,
+            target=str(request), before={"pool": str(source), "pool_id": source.pk},
+            after={"pool": str(target), "pool_id": target.pk},
+        )
+    # The merged pool is inactive, so nothing evaluates its alerts again; they would stay open forever.
+    Alert.objects.filter(pool=source, resolved_at__isnull=True).update(resolved_at=timezone.now())
 
 
 def _alias_value(acting_user, attribute: str, source: Pool, target: Pool, key: str, spelling: str) -> None:

@@ -11,9 +11,9 @@ from django.urls import reverse
 
 from graphsync.models import DirectoryUser, Sku, UserLicense
 from pools import stock
-from pools.choices import AuditAction, PoolAttribute
+from pools.choices import AlertKind, AuditAction, PoolAttribute, RequestStatus
 from pools.exceptions import AllotmentError
-from pools.models import Allotment, AuditEvent, Pool, PoolAlias, PoolScheme, PortalValue
+from pools.models import Alert, Allotment, AuditEvent, Pool, PoolAlias, PoolScheme, PortalValue, SeatRequest
 from pools.normalization import normalize_value
 from pools.pool_names import PoolNameError
 from pools.schemes import (
@@ -1087,3 +1087,23 @@ def test_invisible_characters_ignored(synced_tenant, admin):
     assert pools[users[0].pk].key == "sales"
     assert pools[users[2].pk].is_unassigned
     assert not Pool.objects.filter(tenant=synced_tenant, key="").exclude(is_unassigned=True).exists()
+
+
+def test_merge_moves_pending_requests(department_scheme, admin):
+    tenant = department_scheme
+    pools = active_level1(tenant)
+    hr, human = pools["hr"], pools["human resources"]
+    sku = Sku.objects.get(tenant=tenant, part_number="SPE_E3")
+    pending = SeatRequest.objects.create(tenant=tenant, pool=hr, sku=sku, quantity=2, reason="New hires")
+    declined = SeatRequest.objects.create(
+        tenant=tenant, pool=hr, sku=sku, quantity=9, reason="Too many", status=RequestStatus.DECLINED
+    )
+    alert = Alert.objects.create(tenant=tenant, pool=hr, kind=AlertKind.POOL_SPARE_LOW, dedup_key="hr-spare", message="Low")
+
+    merge_pools(acting_user=admin, source=hr, target=human)
+
+    assert SeatRequest.objects.get(pk=pending.pk).pool == human
+    assert SeatRequest.objects.get(pk=declined.pk).pool == hr
+    moved = AuditEvent.objects.get(action=AuditAction.REQUEST_MOVED)
+    assert (moved.pool, moved.before["pool_id"], moved.after["pool_id"]) == (human, hr.pk, human.pk)
+    assert Alert.objects.get(pk=alert.pk).resolved_at is not None
