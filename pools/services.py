@@ -72,16 +72,26 @@ def rename_pool(*, acting_user: AbstractBaseUser, pool: Pool, name: str) -> Pool
     """
     if not scoping.can_administer_tenant(acting_user, pool.tenant):
         raise Http404("No such pool.")
-    name_override = pool_names.clean_pool_name(name)
-    with transaction.atomic():
-        pool_names.check_name_available(pool, name_override)
-        before = pool.name
-        pool.name_override = name_override
-        pool.save(update_fields=["name_override"])
+    try:
+        name_override = pool_names.clean_pool_name(name)
+        with transaction.atomic():
+            pool_names.check_name_available(pool, name_override)
+            before = pool.name
+            pool.name_override = name_override
+            pool.save(update_fields=["name_override"])
+            record_event(
+                acting_user=acting_user, action=AuditAction.POOL_RENAMED, tenant=pool.tenant, pool=pool,
+                target=str(pool), before={"name": before}, after={"name": pool.name},
+            )
+    except pool_names.PoolNameError as exc:
+        # The name as typed, so that an auditor sees what was refused, invisible characters included.
+        # PostgreSQL cannot store U+0000 in text or JSON, so that one is written out.
         record_event(
-            acting_user=acting_user, action=AuditAction.POOL_RENAMED, tenant=pool.tenant, pool=pool,
-            target=str(pool), before={"name": before}, after={"name": pool.name},
+            acting_user=acting_user, action=AuditAction.POOL_RENAMED, outcome=Outcome.REJECTED, tenant=pool.tenant,
+            pool=pool, target=str(pool), before={"name": pool.name}, after={"name": name.replace("\x00", "U+0000")},
+            message=exc.message,
         )
+        raise
     return pool
 
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from graphsync.models import DirectoryUser, Sku, UserLicense
 from pools import stock
-from pools.choices import AlertKind, AuditAction, PoolAttribute, RequestStatus
+from pools.choices import AlertKind, AuditAction, Outcome, PoolAttribute, RequestStatus
 from pools.exceptions import AllotmentError
 from pools.models import Alert, Allotment, AuditEvent, Pool, PoolAlias, PoolScheme, PortalValue, SeatRequest
 from pools.normalization import normalize_value
@@ -701,7 +701,8 @@ def test_rename_duplicate_rejected(department_scheme, admin, name):
     )
     marketing.refresh_from_db()
     assert marketing.name_override == ""
-    assert not AuditEvent.objects.filter(action=AuditAction.POOL_RENAMED).exists()
+    refused = AuditEvent.objects.get(action=AuditAction.POOL_RENAMED)
+    assert (refused.outcome, refused.after, refused.message) == (Outcome.REJECTED, {"name": name}, caught.value.message)
 
 
 def test_rename_level2_duplicate(synced_tenant, admin):
@@ -767,6 +768,8 @@ def test_rename_malformed_rejected(department_scheme, admin, name, message):
 
     assert caught.value.message == message
     assert Pool.objects.get(pk=marketing.pk).name_override == ""
+    refused = AuditEvent.objects.get(action=AuditAction.POOL_RENAMED)
+    assert refused.after == {"name": name.replace("\x00", "U+0000")}
 
 
 def test_rename_clear_collision_rejected(department_scheme, admin):
