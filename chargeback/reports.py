@@ -16,7 +16,9 @@ Definitions:
 - The cost of a license-day is the monthly price in effect that day (the SkuPrice with the latest
   ``effective_from`` on or before the day) divided by the number of days in the month. Days without a
   price form a row of their own with license-days and an empty cost.
-- Money is kept as exact Decimal values and rounded half-up to two places only for output.
+- Money is kept as exact Decimal values and each row's cost is rounded half-up to two places only for
+  output. The total of a currency is the sum of those rounded row costs, so that it equals the sum of
+  the rows shown on the page, in the CSV export and in the API.
 """
 from __future__ import annotations
 
@@ -131,12 +133,10 @@ class ReportRow:
 
 @dataclass
 class CurrencyTotal:
-    currency: str
-    exact_cost: Decimal
+    """Cost of a report in one currency: the sum of the rounded costs of its rows."""
 
-    @property
-    def cost(self) -> Decimal:
-        return round_money(self.exact_cost)
+    currency: str
+    cost: Decimal
 
 
 @dataclass
@@ -168,12 +168,15 @@ class Report:
 
     @property
     def totals(self) -> list[CurrencyTotal]:
-        """Total cost per currency, summed from exact row costs before rounding."""
+        """Total cost per currency, summed from the rounded row costs so that it matches the rows shown.
+
+        Summing exact costs and rounding once could differ from the shown rows by a cent per row.
+        """
         sums: dict[str, Decimal] = defaultdict(Decimal)
         for row in self.rows:
             if row.has_price:
-                sums[row.currency] += row.exact_cost
-        return [CurrencyTotal(currency=currency, exact_cost=sums[currency]) for currency in sorted(sums)]
+                sums[row.currency] += row.cost
+        return [CurrencyTotal(currency=currency, cost=sums[currency]) for currency in sorted(sums)]
 
 
 def _day_span(started_at: dt.datetime, ended_at: dt.datetime | None, first: dt.date, last: dt.date) -> tuple[int, int] | None:

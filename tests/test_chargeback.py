@@ -318,16 +318,18 @@ def test_cost_rounds_half_up(contoso, e5, sales):
     assert row.cost == Decimal("0.01")
 
 
-def test_totals_round_after_summing(contoso, e5, sales, finance_pool):
+def test_total_sums_rounded_rows(contoso, e5, sales, finance_pool):
     for pool in (sales, finance_pool):
         user = make_user(contoso, f"user-{pool.name}", pool)
         hold(user, e5, pool, "2025-04-10 00:00", "2025-04-11 00:00")
-    price(e5, "0.10", "2025-01-01")
+    price(e5, "0.15", "2025-01-01")
 
     report = report_for(contoso, month=4)
 
-    assert [row.cost for row in report.rows] == [Decimal("0.00"), Decimal("0.00")]
-    assert [(total.currency, total.cost) for total in report.totals] == [("EUR", Decimal("0.01"))]
+    # Each row costs 0.15 / 30 = 0.005, shown as 0.01. Rounding the exact sum 0.010 would give a
+    # total of 0.01, one cent less than the rows add up to.
+    assert [row.cost for row in report.rows] == [Decimal("0.01"), Decimal("0.01")]
+    assert [(total.currency, total.cost) for total in report.totals] == [("EUR", Decimal("0.02"))]
 
 
 def test_no_price_has_empty_cost(contoso, e5, sales):
