@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -18,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from graphsync.models import DirectoryGroup, Sku, UserLicense
 from graphsync.services import request_sync
@@ -56,42 +55,15 @@ def home(request: HttpRequest) -> HttpResponse:
 # Tenant administration
 
 
-def _save_scheme(request: HttpRequest, tenant, form: SchemeForm) -> bool:
-    """Apply a valid scheme form through ``set_scheme`` and return whether it was saved."""
-    if not form.is_valid():
-        return False
-    try:
-        scheme = services.set_scheme(
-            acting_user=request.user,
-            tenant=tenant,
-            level1_attribute=form.cleaned_data["level1_attribute"],
-            level2_attribute=form.cleaned_data["level2_attribute"],
-        )
-    except ValidationError as exc:
-        form.add_error(None, exc)
-        return False
-    pools = scoping.pools_for(request.user, Action.VIEW).filter(tenant=tenant).count()
-    message = ngettext(
-        "Saved the pool scheme %(scheme)s. The tenant now has %(pools)s pool.",
-        "Saved the pool scheme %(scheme)s. The tenant now has %(pools)s pools.",
-        pools,
-    )
-    messages.success(request, message % {"scheme": scheme, "pools": pools})
-    return True
-
-
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_GET
 def tenant_detail(request: HttpRequest, tenant_pk: int) -> HttpResponse:
     tenant = scoping.get_tenant_or_404(request.user, Action.ADMINISTER, pk=tenant_pk)
     scheme = PoolScheme.objects.filter(tenant=tenant).first()
-    if request.method == "POST":
-        form = SchemeForm(request.POST)
-        if _save_scheme(request, tenant, form):
-            return redirect("pools:tenant", tenant_pk=tenant.pk)
-    else:
-        initial = {"level1_attribute": scheme.level1_attribute, "level2_attribute": scheme.level2_attribute} if scheme else {}
-        form = SchemeForm(initial=initial)
+    # The form leads to the preview, which lists the users, licenses and pools a change would move;
+    # the scheme changes only when the administrator confirms there.
+    initial = {"level1_attribute": scheme.level1_attribute, "level2_attribute": scheme.level2_attribute} if scheme else {}
+    form = SchemeForm(initial=initial)
 
     pools = scoping.pools_for(request.user, Action.VIEW).filter(tenant=tenant).select_related("parent")
     context = {

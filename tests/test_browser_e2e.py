@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect
 from graphsync.choices import CapabilityStatus, LicenseState
 from graphsync.models import DirectoryUser, Sku, UserLicense
 from pools import stock
-from pools.models import Allotment, Pool
+from pools.models import Allotment, Pool, PoolScheme
 from pools.normalization import normalize_value
 from rbac.choices import Role
 
@@ -121,7 +121,10 @@ def test_pools_assignment_and_chargeback(
     page.locator("main").get_by_role("link", name="Tenant overview").click()
     page.get_by_label("Level 1 attribute").select_option(label="Country or region")
     page.get_by_label("Level 2 attribute (optional)").select_option(label="Department")
-    page.get_by_role("button", name="Save scheme").click()
+    page.get_by_role("button", name="Preview scheme").click()
+    expect(page.get_by_role("heading", name="Preview of the scheme Country or region / Department")).to_be_visible()
+    assert not PoolScheme.objects.filter(tenant=tenant).exists()
+    page.get_by_role("button", name="Apply this scheme").click()
 
     active_pools = Pool.objects.filter(tenant=tenant, is_active=True)
     expect_message(

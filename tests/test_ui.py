@@ -82,12 +82,21 @@ def test_login_page_signs_in(client, admin_user):
     assert b"alice-admin" in response.content
 
 
-def test_scheme_form_creates_pools(admin_client, synced_tenant):
-    url = reverse("pools:tenant", kwargs={"tenant_pk": synced_tenant.pk})
+def test_scheme_form_previews_first(admin_client, synced_tenant):
+    overview = admin_client.get(reverse("pools:tenant", kwargs={"tenant_pk": synced_tenant.pk})).content.decode()
+    preview_url = reverse("pools:scheme_preview", kwargs={"tenant_pk": synced_tenant.pk})
+    assert f'<form method="get" action="{preview_url}">' in overview
 
-    response = admin_client.post(url, {"level1_attribute": "country", "level2_attribute": "department"}, follow=True)
+    response = admin_client.get(preview_url, {"level1_attribute": "country", "level2_attribute": "department"})
 
     assert response.status_code == 200
+    assert not PoolScheme.objects.filter(tenant=synced_tenant).exists()
+    token = response.context["preview"].token
+    response = admin_client.post(
+        reverse("pools:scheme_apply", kwargs={"tenant_pk": synced_tenant.pk}),
+        {"level1_attribute": "country", "level2_attribute": "department", "token": token}, follow=True,
+    )
+
     scheme = PoolScheme.objects.get(tenant=synced_tenant)
     assert (scheme.level1_attribute, scheme.level2_attribute) == ("country", "department")
     active = Pool.objects.filter(tenant=synced_tenant, is_active=True)
@@ -97,17 +106,23 @@ def test_scheme_form_creates_pools(admin_client, synced_tenant):
     assert messages_of(response) == [
         f"Saved the pool scheme Country or region / Department. The tenant now has {active.count()} pools."
     ]
-    content = response.content.decode()
-    for pool in level1:
-        assert reverse("pools:pool", kwargs={"pool_pk": pool.pk}) in content
+
+
+def test_tenant_page_does_not_save_scheme(admin_client, synced_tenant):
+    url = reverse("pools:tenant", kwargs={"tenant_pk": synced_tenant.pk})
+
+    response = admin_client.post(url, {"level1_attribute": "country", "level2_attribute": "department"})
+
+    assert response.status_code == 405
+    assert not PoolScheme.objects.filter(tenant=synced_tenant).exists()
 
 
 def test_scheme_form_rejects_same_levels(admin_client, synced_tenant):
-    url = reverse("pools:tenant", kwargs={"tenant_pk": synced_tenant.pk})
+    url = reverse("pools:scheme_preview", kwargs={"tenant_pk": synced_tenant.pk})
 
-    response = admin_client.post(url, {"level1_attribute": "country", "level2_attribute": "country"})
+    response = admin_client.get(url, {"level1_attribute": "country", "level2_attribute": "country"})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["scheme_form"].errors == {
         "level2_attribute": ["Level 2 must use a different attribute than level 1, or none."]
     }
