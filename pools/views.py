@@ -19,7 +19,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from graphsync.models import DirectoryGroup, Sku, UserLicense
+from graphsync.choices import SyncStatus
+from graphsync.models import DirectoryGroup, Sku, SyncRun, UserLicense
 from graphsync.services import request_sync
 from rbac import scoping
 from rbac.choices import Action
@@ -83,8 +84,28 @@ def tenant_sync(request: HttpRequest, tenant_pk: int) -> HttpResponse:
     tenant = scoping.get_tenant_or_404(request.user, Action.ADMINISTER, pk=tenant_pk)
     run = request_sync(tenant, acting_user=request.user)
     logger.info("Sync run %s of tenant %s queued by %s", run.pk, tenant.pk, request.user.get_username())
-    messages.success(request, _("Sync queued. Reload this page to follow its progress."))
+    _report_sync_request(request, run)
     return redirect("pools:tenant", tenant_pk=tenant.pk)
+
+
+def _report_sync_request(request: HttpRequest, run: SyncRun) -> None:
+    """Add a message with the state of a requested sync run.
+
+    Without a broker Celery runs the task eagerly inside ``request_sync``, so the run may have
+    finished before this view responds. Its outcome is then reported instead of "queued".
+    """
+    run.refresh_from_db(fields=["status", "users_count", "error_message"])
+    if run.status == SyncStatus.SUCCEEDED:
+        message = ngettext(
+            "Sync finished: %(users)s user synced.", "Sync finished: %(users)s users synced.", run.users_count
+        )
+        messages.success(request, message % {"users": run.users_count})
+    elif run.status == SyncStatus.FAILED:
+        messages.error(request, _("Sync failed: %(error)s") % {"error": run.error_message})
+    elif run.status == SyncStatus.SKIPPED:
+        messages.warning(request, run.error_message)
+    else:
+        messages.success(request, _("Sync queued. Reload this page to follow its progress."))
 
 
 @login_required

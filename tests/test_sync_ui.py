@@ -1,5 +1,6 @@
 """Live sync progress and SKU name overrides in the web UI."""
 import pytest
+from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from graphsync.models import Sku, SyncRun
@@ -7,6 +8,15 @@ from pools.choices import AuditAction
 from pools.models import AuditEvent
 
 PASSWORD = "correct-horse-42"
+
+
+@pytest.fixture
+def eager_celery(monkeypatch):
+    """Run tasks in the requesting process, as the embedded mode without a broker does."""
+    from licensepools.celery import app
+
+    # The app reads Django settings with the CELERY_ namespace, so the setting has the namespaced name.
+    monkeypatch.setattr(app.conf, "CELERY_TASK_ALWAYS_EAGER", True)
 
 
 @pytest.fixture
@@ -87,3 +97,30 @@ def test_unknown_sku_marked_unmapped(admin_client, synced_tenant):
 
     assert "BRAND_NEW_SKU" in body
     assert "<mark>unmapped</mark>" in body
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+# request_sync starts the task on commit, which a test wrapped in a transaction never reaches.
+@pytest.mark.django_db(transaction=True)
+def test_sync_now_reports_eager_success(admin_client, synced_tenant, eager_celery):
+    response = admin_client.post(f"/tenants/{synced_tenant.pk}/sync/", follow=True)
+
+    run = synced_tenant.sync_runs.order_by("-queued_at", "-pk").first()
+    assert run.status == "succeeded", run.error_message
+    assert messages_of(response) == [f"Sync finished: {run.users_count} users synced."]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_now_reports_eager_failure(admin_client, synced_tenant, eager_celery):
+    synced_tenant.set_client_secret("wrong-secret")
+    synced_tenant.save()
+
+    response = admin_client.post(f"/tenants/{synced_tenant.pk}/sync/", follow=True)
+
+    run = synced_tenant.sync_runs.order_by("-queued_at", "-pk").first()
+    assert run.status == "failed"
+    assert "invalid_client" in run.error_message
+    assert messages_of(response) == [f"Sync failed: {run.error_message}"]
