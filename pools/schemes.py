@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import logging
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -32,7 +33,8 @@ from .choices import AuditAction, Outcome, PoolAttribute, RequestStatus
 from .exceptions import AllotmentError, PoolsError
 from .membership import UNASSIGNED_SLOT, MembershipPlan, Slot, apply_plan, plan_membership
 from .models import Alert, Allotment, AuditEvent, Pool, PoolAlias, PoolScheme, PortalValue, SeatRequest
-from .normalization import clean_spelling, normalize_value
+from .normalization import BIDI_CONTROLS, clean_spelling, normalize_value
+from .pool_names import code_points
 
 logger = logging.getLogger(__name__)
 
@@ -347,9 +349,47 @@ def _scheme_attribute_for(pool: Pool) -> str:
     return expected
 
 
+@dataclass
+class AliasImpact:
+    """The value's own pool that an alias would take over, with its members and their licenses."""
+
+    own_pool: Pool
+    users: int
+    licenses: int
+
+
+def alias_impact(pool: Pool, value: str) -> AliasImpact | None:
+    """Return what adding ``value`` as an alias of ``pool`` would take from the value's own active pool.
+
+    None when the value has no active pool of its own, or when the alias would be refused anyway.
+    """
+    try:
+        attribute = _scheme_attribute_for(pool)
+    except SchemeError:
+        return None
+    key = normalize_value(value)
+    own_pool = Pool.objects.filter(
+        tenant=pool.tenant, parent=pool.parent, attribute=attribute, key=key, is_active=True
+    ).exclude(pk=pool.pk).first()
+    if not key or own_pool is None:
+        return None
+    members = DirectoryUser.objects.filter(pool_id__in=own_pool.subtree_ids(), is_deleted=False)
+    licenses = UserLicense.objects.filter(user__in=members).values("user_id", "sku_id").distinct().count()
+    return AliasImpact(own_pool=own_pool, users=members.count(), licenses=licenses)
+
+
 def add_alias(*, acting_user: AbstractBaseUser, pool: Pool, value: str) -> PoolAlias:
     """Put users whose value normalises like ``value`` into ``pool`` and recompute membership at once."""
     _require_admin(acting_user, pool.tenant)
+    hidden = [character for character in value if character in BIDI_CONTROLS or unicodedata.category(character) == "Cc"
+              and not character.isspace()]
+    if hidden:
+        # Directory values lose these characters before they are compared, so such a value would
+        # merge a different value than the one shown.
+        raise SchemeError(
+            _("The value contains the control character %(characters)s. Remove it and enter the value again.")
+            % {"characters": code_points("".join(dict.fromkeys(hidden)))}
+        )
     spelling = clean_spelling(value)
     key = normalize_value(value)
     if not key:

@@ -139,6 +139,12 @@ def alias_add(request: HttpRequest, tenant_pk: int) -> HttpResponse:
         messages.error(request, _form_errors(form))
         return redirect("pools:scheme", tenant_pk=tenant.pk)
     pool = form.cleaned_data["pool"]
+    impact = schemes.alias_impact(pool, form.cleaned_data["value"])
+    if impact is not None and request.POST.get("confirmed") != "1":
+        # The value is a pool of its own: its users, licenses and the pool itself would go. Nothing
+        # changes until the administrator confirms on this page.
+        context = {"tenant": tenant, "pool": pool, "value": form.cleaned_data["value"], "impact": impact}
+        return render(request, "pools/schemes/alias_confirm.html", context)
     try:
         alias = schemes.add_alias(acting_user=request.user, pool=pool, value=form.cleaned_data["value"])
     except PoolsError as exc:

@@ -367,6 +367,8 @@ def test_alias_removed(department_scheme, admin):
         ("   ", "Enter the value to merge into Sales."),
         (" SALES", "SALES is already the value of pool Sales."),
         ("x" * 301, "The value is 301 characters long; at most 300 are allowed."),
+        ("\u202eSales", "The value contains the control character U+202E. Remove it and enter the value again."),
+        ("Sa\x07les\x07", "The value contains the control character U+0007. Remove it and enter the value again."),
     ],
 )
 def test_alias_rejected(department_scheme, admin, value, message):
@@ -419,11 +421,18 @@ def test_alias_on_unassigned_rejected(department_scheme, admin):
 
 def test_alias_ui_add_and_remove(admin_client, department_scheme):
     sales = active_level1(department_scheme)["sales"]
+    vertrieb = active_level1(department_scheme)["vertrieb"]
+    url = reverse("pools:alias_add", kwargs={"tenant_pk": department_scheme.pk})
 
-    response = admin_client.post(
-        reverse("pools:alias_add", kwargs={"tenant_pk": department_scheme.pk}), {"pool": sales.pk, "value": "Vertrieb"},
-        follow=True,
-    )
+    response = admin_client.post(url, {"pool": sales.pk, "value": "Vertrieb"})
+
+    moving = len(vertrieb_users(department_scheme))
+    assert response.status_code == 200
+    assert f"{vertrieb} is a pool of its own with {moving} users." in response.content.decode()
+    assert not PoolAlias.objects.exists()
+    assert Pool.objects.get(pk=vertrieb.pk).is_active
+
+    response = admin_client.post(url, {"pool": sales.pk, "value": "Vertrieb", "confirmed": "1"}, follow=True)
 
     assert messages_of(response) == ["Users with the value Vertrieb now belong to Sales."]
     alias = PoolAlias.objects.get()
