@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
@@ -113,7 +113,8 @@ def record_purchase(
 
     ``subscription`` links the purchase to a commerce subscription the administrator chose. Without it, and
     unless ``link_automatically`` is False, the purchase is linked to the one subscription that matches. Raises PurchaseError when
-    the allotments would exceed the tenant's enabled units, and Http404 for a pool, SKU or subscription
+    the allotments would exceed the tenant's enabled units or the tenant already has a purchase with the same order
+    reference, and Http404 for a pool, SKU or subscription
     outside the acting user's tenants.
     """
     pool, sku = data.pool, data.sku
@@ -125,10 +126,28 @@ def record_purchase(
     if subscription is not None:
         _check_subscription(subscription, sku)
     currency = _check_input(data, tenant)
+    order_reference = data.order_reference.strip()
+    _check_order_reference(tenant, order_reference)
 
+    try:
+        purchase = _record(acting_user, data, tenant, currency, order_reference, subscription, link_automatically)
+    except IntegrityError:
+        # A concurrent submit recorded the same order reference first; the unique index refused this one.
+        _check_order_reference(tenant, order_reference)
+        raise
+    logger.info(
+        "Purchase %s of %s x %s recorded for pool %s (tenant %s), subscription %s",
+        purchase.pk, purchase.quantity, purchase.sku.part_number, pool.pk, tenant.pk, purchase.subscription_id,
+    )
+    return purchase
+
+
+def _record(acting_user, data: PurchaseInput, tenant: Tenant, currency: str, order_reference: str,
+            subscription: Subscription | None, link_automatically: bool) -> Purchase:
+    pool = data.pool
     with transaction.atomic():
         # Allotment changes of this SKU wait here, so two administrators cannot both spend the same units.
-        sku = Sku.objects.select_for_update().get(pk=sku.pk)
+        sku = Sku.objects.select_for_update().get(pk=data.sku.pk)
         plan = capacity.plan_raise(pool, sku, data.quantity)
         if not plan.fits:
             raise PurchaseError(_purchase_rejection(plan))
@@ -139,7 +158,7 @@ def record_purchase(
         purchase = Purchase.objects.create(
             tenant=tenant, sku=sku, pool=pool, quantity=data.quantity, purchased_on=data.purchased_on,
             unit_price=data.unit_price, currency=currency, term=data.term,
-            order_reference=data.order_reference.strip(), recorded_by=acting_user,
+            order_reference=order_reference, recorded_by=acting_user,
             subscription=subscription,
         )
         record_event(
@@ -157,11 +176,32 @@ def record_purchase(
                 "subscription": purchase.subscription.subscription_id if purchase.subscription else None,
             },
         )
-    logger.info(
-        "Purchase %s of %s x %s recorded for pool %s (tenant %s), subscription %s",
-        purchase.pk, purchase.quantity, sku.part_number, pool.pk, tenant.pk, purchase.subscription_id,
-    )
     return purchase
+
+
+def _check_order_reference(tenant: Tenant, order_reference: str) -> None:
+    """Raise PurchaseError when the tenant already has a purchase with this order reference, ignoring case.
+
+    Resubmitting the purchase form would otherwise record the purchase, and raise the allotment, twice.
+    An empty order reference is never a duplicate.
+    """
+    if not order_reference:
+        return
+    existing = (
+        Purchase.objects.filter(tenant=tenant, order_reference__iexact=order_reference)
+        .select_related("sku").order_by("pk").first()
+    )
+    if existing is None:
+        return
+    raise PurchaseError(
+        _("The order reference “%(reference)s” is already recorded for this tenant: purchase %(id)s of "
+          "%(quantity)s seats of %(sku)s on %(date)s. Each order is recorded once. If this is a different "
+          "order, enter its own reference; if the existing purchase is wrong, find it in the ledger.")
+        % {
+            "reference": order_reference, "id": existing.pk, "quantity": existing.quantity,
+            "sku": existing.sku.name, "date": existing.purchased_on.isoformat(),
+        }
+    )
 
 
 def _purchase_rejection(plan: capacity.AllotmentRaise) -> str:

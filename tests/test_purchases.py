@@ -121,7 +121,7 @@ def test_level2_purchase_raises_parent_if_needed(synced_tenant, admin, us, us_sa
     assert seats(us_sales, flow) == 18
     assert seats(us, flow) == 20  # The parent's 20 still cover its children's 18.
 
-    record_purchase(acting_user=admin, data=purchase_input(us_sales, flow, quantity=7))
+    record_purchase(acting_user=admin, data=purchase_input(us_sales, flow, quantity=7, order_reference="PO-1002"))
     assert seats(us_sales, flow) == 25
     assert seats(us, flow) == 25
 
@@ -313,7 +313,10 @@ def test_record_purchase_page_shows_refusal(client, synced_tenant, admin, us):
 def test_ledger_filters_and_totals(client, synced_tenant, admin, us, us_sales, germany):
     flow, e3 = sku(synced_tenant, "FLOW_FREE"), sku(synced_tenant, "SPE_E3")
     record_purchase(acting_user=admin, data=purchase_input(us, flow, quantity=10, unit_price=Decimal("2")))
-    record_purchase(acting_user=admin, data=purchase_input(us_sales, flow, quantity=5, unit_price=Decimal("2")))
+    record_purchase(
+        acting_user=admin,
+        data=purchase_input(us_sales, flow, quantity=5, unit_price=Decimal("2"), order_reference="PO-1002"),
+    )
     record_purchase(acting_user=admin, data=purchase_input(germany, e3, quantity=3, order_reference="DE-7"))
     login(client, admin)
 
@@ -358,7 +361,7 @@ def test_ledger_csv_export(client, synced_tenant, admin, us):
 def test_pool_manager_sees_own_pool_ledger(client, synced_tenant, admin, us, us_sales, germany, make_portal_user):
     flow = sku(synced_tenant, "FLOW_FREE")
     record_purchase(acting_user=admin, data=purchase_input(us_sales, flow, quantity=4))
-    record_purchase(acting_user=admin, data=purchase_input(germany, flow, quantity=9))
+    record_purchase(acting_user=admin, data=purchase_input(germany, flow, quantity=9, order_reference="PO-1002"))
     manager = make_portal_user("manager", role="pool_manager", pool=us)
     login(client, manager)
 
@@ -481,3 +484,84 @@ def test_purchase_page_names_bad_field(client, synced_tenant, admin, us):
     assert "Seats: &quot;abc&quot; is not a whole number." in page
     assert "Currency: &quot;XYZ&quot; is not an ISO 4217 currency code." in page
     assert not Purchase.objects.exists()
+
+
+# Order references
+
+
+def test_duplicate_order_reference_rejected(synced_tenant, admin, us, germany):
+    flow = sku(synced_tenant, "FLOW_FREE")
+    first = record_purchase(acting_user=admin, data=purchase_input(us, flow, quantity=4, order_reference="PO-77"))
+
+    with pytest.raises(PurchaseError) as caught:
+        record_purchase(acting_user=admin, data=purchase_input(germany, flow, quantity=4, order_reference=" po-77 "))
+
+    assert caught.value.message == (
+        f"The order reference “po-77” is already recorded for this tenant: purchase {first.pk} of 4 seats of "
+        f"{flow.name} on 2025-01-15. Each order is recorded once. If this is a different order, enter its own "
+        "reference; if the existing purchase is wrong, find it in the ledger."
+    )
+    assert Purchase.objects.count() == 1
+    assert seats(germany, flow) is None
+
+
+def test_empty_order_references_may_repeat(synced_tenant, admin, us):
+    flow = sku(synced_tenant, "FLOW_FREE")
+    record_purchase(acting_user=admin, data=purchase_input(us, flow, quantity=2, order_reference=""))
+    record_purchase(acting_user=admin, data=purchase_input(us, flow, quantity=2, order_reference="  "))
+
+    assert Purchase.objects.count() == 2
+    assert seats(us, flow) == 4
+
+
+def test_concurrent_duplicate_reference_rejected(synced_tenant, admin, us, monkeypatch):
+    """A submit that passed the check before another one committed is stopped by the unique index."""
+    flow = sku(synced_tenant, "FLOW_FREE")
+    first = record_purchase(acting_user=admin, data=purchase_input(us, flow, quantity=3, order_reference="PO-9"))
+    import pools.purchases as purchases_module
+
+    check = purchases_module._check_order_reference
+    calls = []
+
+    def check_after_first_call(tenant, reference):
+        calls.append(reference)
+        if len(calls) > 1:
+            check(tenant, reference)
+
+    monkeypatch.setattr(purchases_module, "_check_order_reference", check_after_first_call)
+    with pytest.raises(PurchaseError) as caught:
+        record_purchase(acting_user=admin, data=purchase_input(us, flow, quantity=3, order_reference="PO-9"))
+
+    assert f"purchase {first.pk} of 3 seats" in caught.value.message
+    assert Purchase.objects.count() == 1
+    assert seats(us, flow) == 3
+
+
+def test_resubmitted_purchase_page_records_once(client, synced_tenant, admin, us):
+    flow = sku(synced_tenant, "FLOW_FREE")
+    login(client, admin)
+    form = {"sku": flow.pk, "pool": us.pk, "quantity": 6, "purchased_on": "2025-02-01", "unit_price": "2",
+            "currency": "", "term": "P1Y", "order_reference": "PO-555", "subscription": ""}
+
+    client.post(f"/tenants/{synced_tenant.pk}/purchases/new/", form)
+    again = client.post(f"/tenants/{synced_tenant.pk}/purchases/new/", form)
+
+    assert again.status_code == 200
+    assert "The order reference “PO-555” is already recorded" in again.content.decode()
+    assert Purchase.objects.count() == 1
+    assert seats(us, flow) == 6
+
+
+def test_api_repeated_order_reference_rejected(synced_tenant, admin, us):
+    flow = sku(synced_tenant, "FLOW_FREE")
+    api = APIClient()
+    api.force_authenticate(admin)
+    body = {"pool": us.pk, "skuId": str(flow.sku_id), "quantity": 2, "purchasedOn": "2025-03-01", "unitPrice": "1",
+            "orderReference": "API-2"}
+
+    assert api.post("/api/v1/purchases/", body, format="json").status_code == 201
+    again = api.post("/api/v1/purchases/", {**body, "orderReference": "api-2"}, format="json")
+
+    assert again.status_code == 400
+    assert again.json()["detail"].startswith("The order reference “api-2” is already recorded for this tenant")
+    assert Purchase.objects.count() == 1

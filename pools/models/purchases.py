@@ -2,6 +2,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from graphsync.models import Sku, Subscription, Tenant
@@ -38,6 +39,11 @@ class Purchase(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="purchase_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="purchase_price_not_negative"),
+            # One purchase per order reference and tenant, so a resubmitted form cannot record an order twice.
+            models.UniqueConstraint(
+                "tenant", Lower("order_reference"), condition=~Q(order_reference=""),
+                name="purchase_order_reference_unique",
+            ),
         ]
 
     def __str__(self) -> str:
