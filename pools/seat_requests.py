@@ -12,7 +12,7 @@ import smtplib
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
@@ -108,20 +108,48 @@ def create_request(
             % {"length": len(reason), "limit": MAX_REASON_LENGTH}
         )
 
-    with transaction.atomic():
-        request = SeatRequest.objects.create(
-            tenant=pool.tenant, pool=pool, sku=sku, quantity=quantity, reason=reason, requested_by=acting_user
-        )
-        record_event(
-            acting_user=acting_user, action=AuditAction.REQUEST_CREATED, tenant=pool.tenant, pool=pool, sku=sku,
-            target=str(pool), after={"request": request.pk, "quantity": quantity, "reason": reason},
-        )
-        transaction.on_commit(lambda: _notify_administrators(request))
+    _check_no_pending_request(pool, sku)
+
+    try:
+        with transaction.atomic():
+            request = SeatRequest.objects.create(
+                tenant=pool.tenant, pool=pool, sku=sku, quantity=quantity, reason=reason, requested_by=acting_user
+            )
+            record_event(
+                acting_user=acting_user, action=AuditAction.REQUEST_CREATED, tenant=pool.tenant, pool=pool, sku=sku,
+                target=str(pool), after={"request": request.pk, "quantity": quantity, "reason": reason},
+            )
+            transaction.on_commit(lambda: _notify_administrators(request))
+    except IntegrityError:
+        # A concurrent submit created the pending request first; the partial unique constraint refused this one.
+        _check_no_pending_request(pool, sku)
+        raise
     logger.info(
         "Seat request %s: %s x %s for pool %s (tenant %s) by %s",
         request.pk, quantity, sku.part_number, pool.pk, pool.tenant_id, acting_user.get_username(),
     )
     return request
+
+
+def _check_no_pending_request(pool: Pool, sku: Sku) -> None:
+    """Raise SeatRequestError when ``pool`` already has a pending request for ``sku``."""
+    pending = (
+        SeatRequest.objects.filter(pool=pool, sku=sku, status=RequestStatus.PENDING)
+        .select_related("requested_by").first()
+    )
+    if pending is None:
+        return
+    requester = pending.requested_by.get_username() if pending.requested_by else _("a deleted user")
+    raise SeatRequestError(
+        _("%(pool)s already has a pending request (ID %(id)s) for %(quantity)s seats of %(sku)s, made on "
+          "%(requested_at)s by %(requester)s. A pool has one pending request per SKU: wait for the tenant "
+          "administrators to decide it, or withdraw it and request the seats you need now.")
+        % {
+            "pool": str(pool), "id": pending.pk, "quantity": pending.quantity, "sku": sku.name,
+            "requested_at": timezone.localtime(pending.requested_at).strftime("%Y-%m-%d %H:%M"),
+            "requester": requester,
+        }
+    )
 
 
 def withdraw_request(*, acting_user: AbstractBaseUser, seat_request: SeatRequest) -> SeatRequest:

@@ -279,3 +279,62 @@ def test_api_seat_requests(synced_tenant, admin, manager, us, e3, make_portal_us
     assert approved.json()["status"] == "approved"
     assert api.post(f"/api/v1/seat-requests/{request_id}/approve/", {}, format="json").status_code == 409
     assert seats(us, e3) == 2
+
+
+def test_duplicate_pending_request_rejected(manager, us, e3):
+    first = ask(manager, us, e3, quantity=5)
+
+    with pytest.raises(SeatRequestError) as caught:
+        ask(manager, us, e3, quantity=5)
+
+    message = caught.value.message
+    assert message.startswith(f"US already has a pending request (ID {first.pk}) for 5 seats of {e3.name}, made on ")
+    assert message.endswith(
+        f"by {manager.get_username()}. A pool has one pending request per SKU: wait for the tenant administrators "
+        "to decide it, or withdraw it and request the seats you need now."
+    )
+    assert SeatRequest.objects.count() == 1
+
+
+def test_new_request_allowed_after_withdrawal(manager, us, e3):
+    first = ask(manager, us, e3, quantity=5)
+    withdraw_request(acting_user=manager, seat_request=first)
+
+    second = ask(manager, us, e3, quantity=8)
+
+    assert second.status == RequestStatus.PENDING
+    assert SeatRequest.objects.filter(status=RequestStatus.PENDING).get() == second
+
+
+def test_concurrent_duplicate_request_rejected(manager, us, e3, monkeypatch):
+    """A submit that passed the check before another one committed is stopped by the partial unique constraint."""
+    import pools.seat_requests as seat_requests_module
+
+    first = ask(manager, us, e3, quantity=2)
+    check = seat_requests_module._check_no_pending_request
+    calls = []
+
+    def check_after_first_call(pool, sku):
+        calls.append(pool)
+        if len(calls) > 1:
+            check(pool, sku)
+
+    monkeypatch.setattr(seat_requests_module, "_check_no_pending_request", check_after_first_call)
+    with pytest.raises(SeatRequestError) as caught:
+        ask(manager, us, e3, quantity=2)
+
+    assert f"pending request (ID {first.pk})" in caught.value.message
+    assert SeatRequest.objects.count() == 1
+
+
+def test_api_repeated_request_rejected(manager, us, e3):
+    api = APIClient()
+    api.force_authenticate(manager)
+    body = {"pool": us.pk, "skuId": str(e3.sku_id), "quantity": 2, "reason": "Contractors"}
+
+    assert api.post("/api/v1/seat-requests/", body, format="json").status_code == 201
+    again = api.post("/api/v1/seat-requests/", body, format="json")
+
+    assert again.status_code == 400
+    assert "already has a pending request" in again.json()["detail"]
+    assert SeatRequest.objects.count() == 1

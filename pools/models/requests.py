@@ -34,7 +34,14 @@ class SeatRequest(models.Model):
         verbose_name = _("seat request")
         verbose_name_plural = _("seat requests")
         ordering = ["-requested_at"]
-        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="seat_request_quantity_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="seat_request_quantity_positive"),
+            # One pending request per pool and SKU, so repeated or concurrent submits cannot queue duplicates.
+            models.UniqueConstraint(
+                fields=["pool", "sku"], condition=Q(status=RequestStatus.PENDING),
+                name="seat_request_one_pending_per_sku",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.sku} for {self.pool} ({self.status})"
