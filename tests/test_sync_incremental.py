@@ -309,6 +309,9 @@ def test_second_run_is_skipped(synced_tenant, other_session_lock):
     assert mirror_state(synced_tenant) == before
 
     session.close()
+    # PostgreSQL releases the closed session's advisory lock when its backend exits, which under load
+    # can come a moment after close() returns.
+    wait_for(lambda: not lock_is_held(synced_tenant.pk), 10, "the other session's sync lock was not released")
     assert run_kind(synced_tenant, SyncKind.FULL).status == SyncStatus.SUCCEEDED
 
 
