@@ -88,7 +88,20 @@ class RevokeForm(forms.Form):
 
 
 class MemberSearchForm(forms.Form):
-    q = forms.CharField(label=_("Search members by name or user principal name"), max_length=300, required=False)
+    q = forms.CharField(
+        label=_("Search members by name or user principal name"),
+        max_length=300,
+        required=False,
+        error_messages={
+            "max_length": _(
+                "The search is too long: use at most %(limit_value)d characters (it has %(show_value)d)."
+            ),
+            # PostgreSQL text cannot contain a NUL character, so such a query cannot be run.
+            "null_characters_not_allowed": _(
+                "The search contains a null character, which cannot be searched. Remove it and search again."
+            ),
+        },
+    )
 
 
 def assignable_skus(tenant: Tenant):

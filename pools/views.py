@@ -124,9 +124,15 @@ def _members_page(request: HttpRequest, pool: Pool, search: MemberSearchForm):
     members = pool.members_queryset().select_related("pool").prefetch_related(
         Prefetch("licenses", queryset=UserLicense.objects.select_related("sku").order_by("sku__display_name"))
     )
-    query = search.cleaned_data.get("q", "").strip() if search.is_valid() else ""
-    if query:
-        members = members.filter(Q(display_name__icontains=query) | Q(user_principal_name__icontains=query))
+    if search.is_valid():
+        query = search.cleaned_data["q"]
+        if query:
+            members = members.filter(Q(display_name__icontains=query) | Q(user_principal_name__icontains=query))
+    else:
+        # Listing every member would look like the result of the search, so list none and let the
+        # template show the form's error. The typed text stays in the box, without NUL characters.
+        query = search.data.get("q", "").replace("\x00", "")
+        members = members.none()
     page = Paginator(members.order_by("display_name", "user_principal_name"), MEMBERS_PER_PAGE).get_page(
         request.GET.get("page")
     )

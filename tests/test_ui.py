@@ -341,6 +341,29 @@ def test_member_search_partial(client, country_scheme, make_portal_user):
     assert f'id="member-{second.pk}"' not in content
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("a" * 301, "The search is too long: use at most 300 characters (it has 301)."),
+        ("ali\x00ce", "The search contains a null character, which cannot be searched. Remove it and search again."),
+    ],
+    ids=["too-long", "null-character"],
+)
+def test_invalid_member_search_lists_none(client, country_scheme, make_portal_user, query, message):
+    pool, _sku, _users = find_room(country_scheme, users_needed=1)
+    client.force_login(make_portal_user("mona-manager", role=Role.POOL_MANAGER, pool=pool))
+
+    response = client.get(reverse("pools:pool", kwargs={"pool_pk": pool.pk}), {"q": query})
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert message in content
+    assert pool.members_queryset().exists()
+    assert len(response.context["members"].object_list) == 0
+    assert '<tr id="member-' not in content
+    assert "\x00" not in content
+
+
 def test_members_paginated(admin_client, synced_tenant):
     pool = Pool.objects.get(tenant=synced_tenant, is_unassigned=True)
     total = pool.members_queryset().count()
