@@ -176,6 +176,8 @@ def pool_detail(request: HttpRequest, pool_pk: int) -> HttpResponse:
     can_assign = scoping.can(request.user, Action.ASSIGN, pool)
     context = {
         "pool": pool,
+        # A manager granted only a level-2 pool cannot open its parent, so the breadcrumb names it unlinked.
+        "can_view_parent": pool.parent_id is not None and scoping.can_on_pool(request.user, Action.VIEW, pool.parent),
         "members": members,
         "query": query,
         "search_form": search,

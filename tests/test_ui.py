@@ -364,6 +364,28 @@ def test_invalid_member_search_lists_none(client, country_scheme, make_portal_us
     assert "\x00" not in content
 
 
+def test_level2_delegate_sees_parent_unlinked(client, country_scheme, make_portal_user):
+    child = Pool.objects.filter(tenant=country_scheme, parent__isnull=False, is_active=True).order_by("key").first()
+    parent_url = reverse("pools:pool", kwargs={"pool_pk": child.parent_id})
+    client.force_login(make_portal_user("lena-level2", role=Role.POOL_MANAGER, pool=child))
+
+    content = client.get(reverse("pools:pool", kwargs={"pool_pk": child.pk})).content.decode()
+
+    assert client.get(parent_url).status_code == 404
+    assert child.parent.name in content
+    assert f'href="{parent_url}"' not in content
+
+
+def test_level1_manager_sees_parent_link(client, country_scheme, make_portal_user):
+    child = Pool.objects.filter(tenant=country_scheme, parent__isnull=False, is_active=True).order_by("key").first()
+    parent_url = reverse("pools:pool", kwargs={"pool_pk": child.parent_id})
+    client.force_login(make_portal_user("mona-manager", role=Role.POOL_MANAGER, pool=child.parent))
+
+    content = client.get(reverse("pools:pool", kwargs={"pool_pk": child.pk})).content.decode()
+
+    assert f'href="{parent_url}"' in content
+
+
 def test_members_paginated(admin_client, synced_tenant):
     pool = Pool.objects.get(tenant=synced_tenant, is_unassigned=True)
     total = pool.members_queryset().count()
