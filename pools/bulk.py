@@ -13,6 +13,7 @@ import io
 import logging
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -39,6 +40,7 @@ from .audit import record_event
 from .choices import AuditAction, BulkItemStatus, BulkJobKind, BulkJobStatus, Outcome
 from .exceptions import AssignmentRejected, GraphRejected, PoolsError
 from .models import AuditEvent, BulkJob, BulkJobItem, Pool
+from .normalization import is_invisible
 from .seats import release_unit, take_unit
 from .services import assign_license, check_disabled_plans, revoke_license
 
@@ -78,6 +80,20 @@ class UserList:
     duplicates: list[str] = field(default_factory=list)
 
 
+def _clean_cell(cell: str) -> str:
+    """Return a CSV cell without invisible characters and surrounding whitespace.
+
+    Zero-width spaces, byte order marks, bidirectional controls (all format characters, category Cf),
+    blank letters and control characters come along when names are copied from web pages or documents.
+    No user principal name contains them, so they are removed wherever they are; spaces inside the value stay, so that "anna smith@contoso.com" is still invalid.
+    """
+    text = "".join(
+        character for character in cell
+        if character.isspace() or not (is_invisible(character) or unicodedata.category(character) == "Cc")
+    )
+    return text.strip()
+
+
 def parse_upn_csv(data: bytes) -> UserList:
     """Read user principal names from a CSV file: one per line, or a column headed ``userPrincipalName``.
 
@@ -102,7 +118,7 @@ def parse_upn_csv(data: bytes) -> UserList:
 
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        rows = [(reader.line_num, [cell.strip() for cell in row]) for row in reader]
+        rows = [(reader.line_num, [_clean_cell(cell) for cell in row]) for row in reader]
     except csv.Error as exc:
         raise BulkInputError(
             _("The file is not valid CSV at line %(line)s: %(error)s.") % {"line": reader.line_num, "error": exc}

@@ -102,6 +102,33 @@ def test_csv_one_per_line_with_bom():
     assert result.duplicates == ["alice@contoso.com"]
 
 
+def test_csv_invisible_characters_removed():
+    data = (
+        "\u200banna@contoso.com\n"
+        "bob@contoso.com\u2060\u00a0\n"
+        "\u202ecarol@contoso.com\u202c,\n"
+        "ANNA@contoso.com\ufeff\n"
+    ).encode("utf-8")
+
+    result = parse_upn_csv(data)
+
+    assert result.names == ["anna@contoso.com", "bob@contoso.com", "carol@contoso.com"]
+    assert result.duplicates == ["anna@contoso.com"]
+
+
+def test_csv_invisible_header_and_cells():
+    data = "\u200buserPrincipalName\u200b,department\n\u00adalice@contoso.com ,Sales\n\u3164\u200b,HR\n".encode()
+
+    assert parse_upn_csv(data).names == ["alice@contoso.com"]
+
+
+def test_csv_inner_space_still_invalid():
+    with pytest.raises(BulkInputError) as caught:
+        parse_upn_csv("anna\u200b smith@contoso.com\n".encode())
+
+    assert '"anna smith@contoso.com"' in caught.value.message
+
+
 def test_csv_user_principal_name_column():
     data = b"displayName,UserPrincipalName,department\nAlice,alice@contoso.com,Sales\nBob,bob@contoso.com,\n\n"
 
