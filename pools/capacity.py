@@ -39,9 +39,19 @@ class SkuCapacity:
         return max(self.sku.enabled_units - self.holders, 0)
 
     @property
+    def in_grace(self) -> int:
+        """Holders beyond the enabled units whom units in their grace period still cover.
+
+        Their licenses keep working until those units lapse, but they leave no enabled unit for a new
+        assignment.
+        """
+        return min(max(self.holders - self.sku.enabled_units, 0), self.sku.warning_units)
+
+    @property
     def overage(self) -> int:
-        """Holders beyond the enabled units, for example after seats expired while assignments stayed."""
-        return max(self.holders - self.sku.enabled_units, 0)
+        """Holders beyond the enabled and grace-period units, for example after seats expired while
+        assignments stayed."""
+        return max(self.holders - self.sku.enabled_units - self.sku.warning_units, 0)
 
     @property
     def reserve(self) -> int:

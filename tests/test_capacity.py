@@ -54,8 +54,9 @@ def test_warning_units_not_enabled(synced_tenant):
 
     assert (ems.sku.enabled_units, ems.sku.warning_units) == (23, 5)
     assert ems.subscription_licenses == 28
-    assert power_bi.sku.enabled_units == 0
-    assert power_bi.overage == power_bi.holders == 22
+    assert (power_bi.sku.enabled_units, power_bi.sku.warning_units) == (0, 27)
+    assert power_bi.in_grace == power_bi.holders == 22
+    assert power_bi.overage == 0
     assert not power_bi.accepts_assignments
 
 
@@ -71,6 +72,7 @@ def test_lowered_units_show_overage(emulator, synced_tenant):
     assert line.sku.enabled_units == holders - 3
     assert line.sku.suspended_units == 10
     assert line.overage == 3
+    assert line.in_grace == 0
     assert line.free_units == 0
 
 
@@ -133,7 +135,11 @@ def test_stock_page(client, synced_tenant, admin):
     page = response.content.decode()
     assert page.count('<span class="badge">Trial</span>') == 1
     assert "5 units are in their grace period and will lapse unless the subscription is renewed." in page
-    assert "22 users hold it but only 0 units are enabled: 22 assignments are over the stock." in page
+    assert (
+        "22 users hold it beyond the 0 enabled units, on units in their grace period: their licenses work until "
+        "those units lapse." in page
+    )
+    assert "over the stock" not in page
     assert "Status: Suspended" in page
     e3 = next(line for line in response.context["lines"] if line.sku.part_number == "SPE_E3")
     assert len(e3.subscriptions) == 2
