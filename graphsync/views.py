@@ -4,20 +4,18 @@ import logging
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
-from pools.audit import record_event
-from pools.choices import AuditAction
 from rbac import scoping
 from rbac.choices import Action
 
 from .choices import SyncStatus
 from .models import Sku, SyncRun
+from .sku_names import SkuNameError, rename_sku
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +65,20 @@ def sku_names(request, tenant_pk: int):
             raise Http404("No such SKU.")
         form = SkuNameForm(request.POST)
         if form.is_valid():
-            before = sku.name
-            with transaction.atomic():
-                sku.name_override = form.cleaned_data["name_override"].strip()
-                sku.save(update_fields=["name_override"])
-                record_event(
-                    acting_user=request.user, action=AuditAction.SKU_RENAMED, tenant=tenant, sku=sku,
-                    target=sku.part_number, before={"name": before}, after={"name": sku.name},
+            try:
+                rename_sku(acting_user=request.user, sku=sku, name_override=form.cleaned_data["name_override"])
+            except SkuNameError as exc:
+                logger.info(
+                    "Rename of SKU %s (tenant %s) to %r rejected: %s",
+                    sku.part_number, tenant.tenant_id, form.cleaned_data["name_override"], exc.message,
                 )
-            logger.info("SKU %s of tenant %s renamed to %r", sku.part_number, tenant.tenant_id, sku.name)
-            messages.success(request, _("%(part)s is now shown as %(name)s.") % {"part": sku.part_number, "name": sku.name})
-            return redirect("graphsync:sku_names", tenant_pk=tenant.pk)
-        messages.error(request, " ".join(form.errors.get("name_override", [])))
+                messages.error(request, exc.message)
+            else:
+                messages.success(
+                    request, _("%(part)s is now shown as %(name)s.") % {"part": sku.part_number, "name": sku.name}
+                )
+                return redirect("graphsync:sku_names", tenant_pk=tenant.pk)
+        else:
+            messages.error(request, " ".join(form.errors.get("name_override", [])))
 
     return render(request, "graphsync/sku_names.html", {"tenant": tenant, "skus": skus})

@@ -124,3 +124,70 @@ def test_sync_now_reports_eager_failure(admin_client, synced_tenant, eager_celer
     assert run.status == "failed"
     assert "invalid_client" in run.error_message
     assert messages_of(response) == [f"Sync failed: {run.error_message}"]
+
+
+def rename(admin_client, tenant, sku, name):
+    response = admin_client.post(f"/tenants/{tenant.pk}/sku-names/", {"sku": sku.pk, "name_override": name})
+    return messages_of(response)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("\u200b\u2060", "The name contains no visible character, only spaces or invisible characters "
+                         "(U+200B U+2060). Enter a name people can read, or leave the field empty to show "
+                         "Microsoft's product name again."),
+        ("E3\u202e staff", "The name contains the bidirectional control character U+202E at position 3, which "
+                           "can make the name display in a misleading order. Remove it and enter the name again."),
+        ("E3\x07", "The name contains the control character U+0007 at position 3. Remove it and enter the name "
+                   "again."),
+    ],
+)
+def test_sku_name_unreadable_rejected(admin_client, synced_tenant, name, expected):
+    sku = Sku.objects.get(tenant=synced_tenant, part_number="SPE_E3")
+
+    assert rename(admin_client, synced_tenant, sku, name) == [expected]
+    sku.refresh_from_db()
+    assert sku.name_override == ""
+    assert not AuditEvent.objects.filter(action=AuditAction.SKU_RENAMED).exists()
+
+
+def test_sku_name_cleaned(admin_client, synced_tenant):
+    sku = Sku.objects.get(tenant=synced_tenant, part_number="SPE_E3")
+
+    rename(admin_client, synced_tenant, sku, "\u200bE3   for\u00adstaff ")
+
+    sku.refresh_from_db()
+    assert sku.name_override == "E3 forstaff"
+
+
+def test_sku_name_taken_rejected(admin_client, synced_tenant):
+    e3 = Sku.objects.get(tenant=synced_tenant, part_number="SPE_E3")
+    e1 = Sku.objects.get(tenant=synced_tenant, part_number="ENTERPRISEPACK")
+
+    messages = rename(admin_client, synced_tenant, e3, f" {e1.name.upper()}\u200b")
+
+    assert messages == [
+        f"SKU ENTERPRISEPACK is already shown as “{e1.name.upper()}”. Two SKUs of a tenant cannot share a name, "
+        "whatever the letter case, because pages and chargeback reports could not tell them apart. Choose another name."
+    ]
+    e3.refresh_from_db()
+    assert e3.name_override == ""
+
+
+def test_sku_name_cleared_onto_taken_name_rejected(admin_client, synced_tenant):
+    e3 = Sku.objects.get(tenant=synced_tenant, part_number="SPE_E3")
+    e1 = Sku.objects.get(tenant=synced_tenant, part_number="ENTERPRISEPACK")
+    e3.name_override = "E3 (staff)"
+    e3.save()
+    e1.name_override = "microsoft 365 e3"
+    e1.save()
+
+    messages = rename(admin_client, synced_tenant, e3, "")
+
+    assert messages == [
+        "SKU ENTERPRISEPACK is shown as “Microsoft 365 E3”, so SPE_E3 cannot show its product name “Microsoft 365 E3” "
+        "again. Rename that SKU first, or enter another name for this one."
+    ]
+    e3.refresh_from_db()
+    assert e3.name_override == "E3 (staff)"
