@@ -85,7 +85,8 @@ def _clean_cell(cell: str) -> str:
 
     Zero-width spaces, byte order marks, bidirectional controls (all format characters, category Cf),
     blank letters and control characters come along when names are copied from web pages or documents.
-    No user principal name contains them, so they are removed wherever they are; spaces inside the value stay, so that "anna smith@contoso.com" is still invalid.
+    No user principal name contains them, so they are removed wherever they are. Spaces inside the value
+    stay, so that "anna smith@contoso.com" is still rejected as invalid.
     """
     text = "".join(
         character for character in cell
