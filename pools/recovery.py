@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from guardian.shortcuts import get_objects_for_user
@@ -361,6 +361,14 @@ def evaluate(
                 age,
             ) % {**numbers, "days": number_format(age)}))
 
+    # A license assigned within the threshold is no sign of waste: its user has had no time to sign in.
+    # Graph's lastUpdatedDateTime tells when the assignment last changed.
+    recent = {item.sku_id: item.last_updated for item in licenses if item.last_updated and item.last_updated >= limit}
+    inactivity = [reason for reason in reasons if reason.code in (ReasonCode.INACTIVE, ReasonCode.NEVER_SIGNED_IN)]
+    if inactivity and {item.sku_id for item in licenses} <= set(recent):
+        reasons = [reason for reason in reasons if reason not in inactivity]
+        inactivity = []
+
     held = _held_licenses(user, licenses, group_names)
     plans_by_sku = {
         item.sku.pk: (item.sku, _enabled_plans(item.sku, [lic for lic in licenses if lic.sku_id == item.sku.pk]))
@@ -375,8 +383,15 @@ def evaluate(
         return None
 
     only_redundant = all(reason.code == ReasonCode.REDUNDANT for reason in reasons)
+    disabled = any(reason.code == ReasonCode.DISABLED for reason in reasons)
     for item in held:
         _mark_reclaimable(item, only_redundant=only_redundant, redundant=redundant)
+        if item.reclaimable and inactivity and not disabled and item.sku.pk in recent and item.sku.pk not in redundant:
+            item.reclaimable = False
+            item.skip_message = _(
+                "Kept: assigned on %(date)s, less than %(threshold)s days ago, so the user has had no time to sign "
+                "in yet."
+            ) % {"date": date_format(recent[item.sku.pk], "SHORT_DATE_FORMAT"), **numbers}
     return Candidate(
         user=user, reasons=reasons, licenses=held, threshold=threshold, last_sign_in=latest,
         days_inactive=days_inactive,

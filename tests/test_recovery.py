@@ -766,3 +766,30 @@ def test_api_exemption(scenario, pool, manager, other_manager):
     assert api.delete(url).status_code == 404
     assert AuditEvent.objects.filter(action=AuditAction.EXEMPTION_ADDED).count() == 1
     assert AuditEvent.objects.filter(action=AuditAction.EXEMPTION_REMOVED).count() == 1
+
+
+def test_fresh_license_not_reclaimed(emulator, scenario, emulator_snapshot, pool):
+    reassign(emulator, scenario, emulator_snapshot, INACTIVE, sorted(graph_skus(emulator, scenario, emulator_snapshot, INACTIVE)))
+    fresh = "FLOW_FREE"
+    control(emulator, "POST", f"tenants/{scenario.tenant_id}/users/{graph_id(emulator_snapshot, NEVER)}/licenses", {
+        "addLicenses": [{"skuId": sku_id(emulator_snapshot, fresh), "disabledPlans": []}], "removeLicenses": [],
+    })
+    sync_now(scenario)
+
+    candidates = by_upn(recovery.pool_report(pool).candidates)
+
+    assert INACTIVE not in candidates
+    never = {held.sku.part_number: held for held in candidates[NEVER].licenses}
+    assert never[fresh].reclaimable is False
+    assert never[fresh].skip_message.startswith("Kept: assigned on ")
+    assert never[fresh].skip_message.endswith("less than 90 days ago, so the user has had no time to sign in yet.")
+    assert [held.reclaimable for part, held in never.items() if part != fresh] == [True] * (len(never) - 1)
+
+
+def reassign(emulator, tenant, snapshot: dict, prefix: str, skus: list[str]) -> None:
+    """Remove and assign ``skus`` again, as an administrator would, so that Graph dates them now."""
+    path = f"tenants/{tenant.tenant_id}/users/{graph_id(snapshot, prefix)}/licenses"
+    control(emulator, "POST", path, {"addLicenses": [], "removeLicenses": skus})
+    control(emulator, "POST", path, {
+        "addLicenses": [{"skuId": sku, "disabledPlans": []} for sku in skus], "removeLicenses": [],
+    })
