@@ -537,8 +537,26 @@ def _hand_over(acting_user, source: Pool, target: Pool) -> None:
     Pool.objects.filter(pk=source.pk).update(merged_into=target)
 
     # A pending request now asks for seats of the pool that took the users over; decided ones stay
-    # with the pool they were decided for.
-    for request in SeatRequest.objects.select_for_update().filter(pool=source, status=RequestStatus.PENDING):
+    # with the pool they were decided for. A pool has one pending request per SKU, so a request for a
+    # SKU the target already has one pending for is withdrawn, saying which request stays.
+    pending = SeatRequest.objects.select_for_update().filter(status=RequestStatus.PENDING)
+    target_pending = {request.sku_id: request for request in pending.filter(pool=target)}
+    for request in pending.filter(pool=source):
+        kept = target_pending.get(request.sku_id)
+        if kept is not None:
+            request.status = RequestStatus.WITHDRAWN
+            request.decided_by = acting_user
+            request.decided_at = timezone.now()
+            request.decision_reason = _(
+                "Withdrawn when %(source)s was merged into %(target)s, whose own request #%(kept)s for %(sku)s is "
+                "still pending."
+            ) % {"source": source, "target": target, "kept": kept.pk, "sku": request.sku}
+            request.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+            record_event(
+                acting_user=acting_user, action=AuditAction.REQUEST_WITHDRAWN, tenant=target.tenant, pool=source,
+                target=str(request), message=request.decision_reason,
+            )
+            continue
         request.pool = target
         request.save(update_fields=["pool"])
         record_event(

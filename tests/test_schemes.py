@@ -1119,3 +1119,22 @@ def test_merge_moves_pending_requests(department_scheme, admin):
     moved = AuditEvent.objects.get(action=AuditAction.REQUEST_MOVED)
     assert (moved.pool, moved.before["pool_id"], moved.after["pool_id"]) == (human, hr.pk, human.pk)
     assert Alert.objects.get(pk=alert.pk).resolved_at is not None
+
+
+def test_merge_withdraws_duplicate_request(department_scheme, admin):
+    tenant = department_scheme
+    pools = active_level1(tenant)
+    hr, human = pools["hr"], pools["human resources"]
+    sku = Sku.objects.get(tenant=tenant, part_number="SPE_E3")
+    kept = SeatRequest.objects.create(tenant=tenant, pool=human, sku=sku, quantity=3, reason="Interns")
+    merged = SeatRequest.objects.create(tenant=tenant, pool=hr, sku=sku, quantity=2, reason="New hires")
+
+    merge_pools(acting_user=admin, source=hr, target=human)
+
+    merged.refresh_from_db()
+    assert (merged.pool, merged.status) == (hr, RequestStatus.WITHDRAWN)
+    assert merged.decision_reason == (
+        f"Withdrawn when {hr} was merged into {human}, whose own request #{kept.pk} for {sku} is still pending."
+    )
+    assert SeatRequest.objects.get(pk=kept.pk).status == RequestStatus.PENDING
+    assert AuditEvent.objects.filter(action=AuditAction.REQUEST_WITHDRAWN, target=str(merged)).exists()
