@@ -420,6 +420,28 @@ def test_finance_cannot_open_pools(client, country_scheme, make_portal_user):
     assert country_scheme.name in home.content.decode()
 
 
+def test_allotment_below_use_warns(admin_client, country_scheme):
+    held = (
+        UserLicense.objects.filter(tenant=country_scheme, assigned_by_group="", user__pool__parent__isnull=True)
+        .exclude(user__pool__is_unassigned=True)
+        .select_related("user__pool", "sku")
+        .first()
+    )
+    pool, sku = held.user.pool, held.sku
+    url = reverse("pools:pool_allot", kwargs={"pool_pk": pool.pk})
+
+    response = admin_client.post(url, {"sku": sku.pk, "seats": "0"}, follow=True)
+
+    line = next(line for line in response.context["lines"] if line.sku == sku)
+    assert messages_of(response) == [
+        f"Allotted 0 seats of {sku.name} to {pool}.",
+        f"{pool} already holds {line.consumption} licenses of {sku.name}, {line.consumption} more than the "
+        "allotment. Nothing was revoked; the pool cannot assign more until licenses are revoked or the allotment "
+        "is raised.",
+    ]
+    assert UserLicense.objects.filter(pk=held.pk).exists()
+
+
 def test_over_allotment_highlighted(admin_client, country_scheme, admin_user):
     held = (
         UserLicense.objects.filter(tenant=country_scheme, assigned_by_group="", user__pool__parent__isnull=True)
