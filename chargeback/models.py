@@ -41,7 +41,7 @@ class LicenseInterval(models.Model):
     revocation, when a sync no longer sees it, or when the user moves to another pool.
     """
 
-    # The tenant is the user's, which the user's foreign key already enforces; without a database
+    # The tenant is the user's, which the user's foreign key already enforces. Without a database
     # constraint and index of its own, opening a full sync's intervals skips a referential check per row.
     # The (tenant, started at) index serves lookups by tenant, and Django still cascades a tenant's deletion.
     tenant = models.ForeignKey(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 20
-# $batch calls one ``send_batch`` keeps in flight at once. A $batch call answers only when all of its
+# $batch calls one ``send_batch`` keeps in flight at once. A $batch call returns only when all of its
 # requests are done, so while one call waits for its slowest request, others are under way.
 CONCURRENT_BATCHES = 4
 MAX_BATCH_ATTEMPTS = 5
@@ -123,7 +123,7 @@ def send_batch(
         for batch in batches:
             results.update(_send_one_batch(client, batch, max_attempts))
         return results
-    # The batches are independent, so a few travel at once; each still draws on the tenant's shared
+    # The batches are independent, so a few are sent at once. Each still draws on the tenant's shared
     # throttling budget, which keeps their sum within what Graph allows.
     with ThreadPoolExecutor(max_workers=CONCURRENT_BATCHES, thread_name_prefix="graph-batch") as pool:
         for batch_results in pool.map(lambda batch: _send_one_batch(client, batch, max_attempts), batches):

@@ -67,7 +67,7 @@ _user_counts: dict[int, tuple[int, float]] = {}
 
 
 def mirrored_user_count(tenant: Tenant) -> int:
-    """Return how many users the tenant's mirror holds (0 before the first sync), recounted every 10 minutes."""
+    """Return the number of users in the tenant's mirror (0 before the first sync), recounted every 10 minutes."""
     if tenant.pk is None:
         return 0
     cached = _user_counts.get(tenant.pk)

@@ -255,8 +255,8 @@ class UserLicense(models.Model):
     """
 
     # The tenant is the user's, which the user's foreign key already enforces. Without a database
-    # constraint and index of its own, a full sync's bulk insert skips a referential check per row; the
-    # (tenant, SKU) index serves lookups by tenant, and Django still cascades a tenant's deletion.
+    # constraint and index of its own, a full sync's bulk insert skips a referential check per row.
+    # The (tenant, SKU) index serves lookups by tenant, and Django still cascades a tenant's deletion.
     tenant = models.ForeignKey(
         Tenant, on_delete=models.CASCADE, related_name="+", verbose_name=_("tenant"), db_constraint=False, db_index=False
     )

@@ -26,8 +26,8 @@ def read_ahead(
     """Yield the items of ``items``, read by a daemon thread that keeps up to ``depth`` of them ready.
 
     ``on_read(item)`` runs in that thread as each item is read. Database queries there use the thread's
-    own connection, committed at once and closed when the thread ends, so they are seen while the caller
-    holds a transaction open.
+    own connection, committed at once and closed when the thread ends, so other sessions see them while
+    the caller has a transaction open.
 
     An exception raised while reading is raised here, at the item where it happened. When the caller
     stops early (an exception of its own, or ``close()``), the thread stops after the item it is reading.

@@ -253,9 +253,9 @@ CELERY_BEAT_SCHEDULE = {
 GRAPH_CA_BUNDLE = os.environ.get("GRAPH_CA_BUNDLE", "")
 GRAPH_TIMEOUT_SECONDS = float(os.environ.get("GRAPH_TIMEOUT_SECONDS", "30"))
 # Graph throttling budget per tenant, shared by every worker through this Redis URL (empty: the Celery
-# broker's Redis; without either, each process keeps its own). Unset, the rate and burst follow Graph's
-# directory limit for the tenant's size (3,500, 5,000 or 8,000 resource units per 10 seconds); set,
-# they apply to every tenant.
+# broker's Redis; without either, each process keeps its own). When the rate and burst are unset, they
+# follow Graph's directory limit for the tenant's size (3,500, 5,000 or 8,000 resource units per
+# 10 seconds). When set, they apply to every tenant.
 GRAPH_THROTTLE_REDIS_URL = os.environ.get("GRAPH_THROTTLE_REDIS_URL", "")
 GRAPH_THROTTLE_UNITS_PER_SECOND = float(os.environ.get("GRAPH_THROTTLE_UNITS_PER_SECOND") or 0) or None
 GRAPH_THROTTLE_BURST_UNITS = float(os.environ.get("GRAPH_THROTTLE_BURST_UNITS") or 0) or None

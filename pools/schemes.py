@@ -536,9 +536,9 @@ def _hand_over(acting_user, source: Pool, target: Pool) -> None:
     Pool.objects.filter(merged_into=source).update(merged_into=target)
     Pool.objects.filter(pk=source.pk).update(merged_into=target)
 
-    # A pending request now asks for seats of the pool that took the users over; decided ones stay
-    # with the pool they were decided for. A pool has one pending request per SKU, so a request for a
-    # SKU the target already has one pending for is withdrawn, saying which request stays.
+    # A pending request moves to the pool that took the users over, and decided ones stay with the pool
+    # they were decided for. A pool has one pending request per SKU, so a request for a SKU the target
+    # already has pending is withdrawn, naming the request that stays.
     pending = SeatRequest.objects.select_for_update().filter(status=RequestStatus.PENDING)
     target_pending = {request.sku_id: request for request in pending.filter(pool=target)}
     for request in pending.filter(pool=source):

@@ -84,7 +84,7 @@ def rename_pool(*, acting_user: AbstractBaseUser, pool: Pool, name: str) -> Pool
                 target=str(pool), before={"name": before}, after={"name": pool.name},
             )
     except pool_names.PoolNameError as exc:
-        # The name as typed, so that an auditor sees what was refused, invisible characters included.
+        # The event records the name as typed, invisible characters included, for auditors.
         # PostgreSQL cannot store U+0000 in text or JSON, so that one is written out.
         record_event(
             acting_user=acting_user, action=AuditAction.POOL_RENAMED, outcome=Outcome.REJECTED, tenant=pool.tenant,
