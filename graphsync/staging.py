@@ -29,6 +29,8 @@ STAGE_USERS = "stage_sync_users"
 STAGE_LICENSES = "stage_sync_licenses"
 
 # Graph user property -> mirror column, for the text properties copied as they come ("" for null).
+# graphsync.sync builds its field map from these two lists too, so the SQLite and incremental syncs
+# mirror the same properties.
 TEXT_PROPERTIES = [
     ("userPrincipalName", "user_principal_name"),
     ("displayName", "display_name"),

@@ -24,7 +24,7 @@ from .errors import GraphError, GraphPermissionError
 from .locks import tenant_sync_lock
 from .models import DeltaState, DirectoryGroup, DirectoryUser, Sku, Subscription, SyncRun, Tenant, UserLicense
 from .read_ahead import read_ahead
-from .staging import PageConverter, UserStage
+from .staging import SIGN_IN_PROPERTIES, TEXT_PROPERTIES, PageConverter, UserStage
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def user_pages(client: GraphClient, select: str) -> Iterator:
 
     Graph returns 403 Authentication_RequestFromNonPremiumTenantOrB2CTenant when the tenant lacks Entra
     ID P1/P2 or the app lacks AuditLog.Read.All. Any 403 of this listing yields ``RESTART_LISTING`` and
-    starts over without signInActivity, so such a tenant still syncs completely; a 403 of the repeated
+    starts over without signInActivity, so such a tenant still syncs completely. A 403 of the repeated
     listing is raised.
     """
     try:
@@ -184,18 +184,8 @@ def _account_enabled(value) -> bool:
 
 # Graph user property -> (DirectoryUser field, conversion of Graph's value).
 USER_PROPERTY_FIELDS = {
-    "userPrincipalName": ("user_principal_name", _text),
-    "displayName": ("display_name", _text),
+    **{property_name: (field_name, _text) for property_name, field_name in TEXT_PROPERTIES},
     "accountEnabled": ("account_enabled", _account_enabled),
-    "department": ("department", _text),
-    "companyName": ("company_name", _text),
-    "country": ("country", _text),
-    "city": ("city", _text),
-    "officeLocation": ("office_location", _text),
-    "usageLocation": ("usage_location", _text),
-    "jobTitle": ("job_title", _text),
-    "employeeId": ("employee_id", _text),
-    "employeeType": ("employee_type", _text),
     "onPremisesExtensionAttributes": ("extension_attributes", _extension_attributes),
     "createdDateTime": ("created_at_graph", _datetime),
 }
@@ -207,11 +197,7 @@ def sign_in_fields(activity: dict | None) -> dict:
     lastSuccessfulSignInDateTime is recorded only since December 2023, so it may be empty when the others are not.
     """
     activity = activity or {}
-    return {
-        "last_interactive_sign_in_at": _datetime(activity.get("lastSignInDateTime")),
-        "last_non_interactive_sign_in_at": _datetime(activity.get("lastNonInteractiveSignInDateTime")),
-        "last_successful_sign_in_at": _datetime(activity.get("lastSuccessfulSignInDateTime")),
-    }
+    return {field_name: _datetime(activity.get(property_name)) for property_name, field_name in SIGN_IN_PROPERTIES}
 
 
 def user_fields_from_graph(data: dict) -> dict:
@@ -530,7 +516,7 @@ def _run_full_staged(run: SyncRun, progress: SyncProgress) -> tuple[TenantDirect
     The listing runs in a background thread, so Graph's latency and the writing of each page overlap.
     A tenant whose mirror has users gets the stage merged once every page is in. On a tenant's first
     sync every user is new, so each page goes into the mirror as it arrives, inside one transaction that
-    nobody else sees until it commits.
+    other sessions cannot see until it commits.
     """
     from .delta import latest_users_delta_link
 
@@ -606,7 +592,8 @@ def _insert_first_sync(run: SyncRun, directory: TenantDirectory, stage: UserStag
     """Write each page into the mirror as it arrives, in one transaction with the rest of the sync.
 
     Foreign keys are checked as each page is written rather than all at commit, so the checks overlap
-    the reading of the next page. Nobody else can hold these rows: they are new and not yet visible.
+    the reading of the next page. No other session can lock these rows, because they are new and not yet
+    visible.
     """
     from pools.membership import unassigned_pool
 
