@@ -57,6 +57,7 @@ def record_license_history(tenant: Tenant, at: datetime | None = None) -> None:
     license_table = UserLicense._meta.db_table
     user_table = DirectoryUser._meta.db_table
     placeholders = ", ".join(["%s"] * len(NOT_HOLDING_STATES))
+    # graphsync.staging opens a first sync's intervals page by page with the same rule: change both.
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
