@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 import msal
 import requests
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError, ProtocolError
 
 from .errors import GraphAuthenticationError, GraphConnectionError, GraphError, error_class_for_status
 from .models import MICROSOFT_AUTHORITY_HOST, Tenant
@@ -32,6 +35,18 @@ MAX_ATTEMPTS = 5
 MAX_THROTTLED_RETRIES = 10
 MAX_RETRY_AFTER_SECONDS = 120.0
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+
+# Plain-words causes of a failed connection, shown to administrators. The transport's own error text
+# goes to the log only.
+REASON_REFUSED = gettext_lazy("the connection was refused")
+REASON_NAME_NOT_RESOLVED = gettext_lazy("the host name could not be resolved")
+REASON_CONNECT_TIMEOUT = gettext_lazy("the connection timed out")
+REASON_TLS = gettext_lazy("the secure connection (TLS) failed")
+REASON_PROXY = gettext_lazy("the proxy server failed")
+REASON_READ_TIMEOUT = gettext_lazy("no response arrived in time")
+REASON_CLOSED = gettext_lazy("the connection was closed before a response arrived")
+REASON_CUT_OFF = gettext_lazy("the response was cut off")
+REASON_UNKNOWN = gettext_lazy("the connection failed")
 
 # Each MSAL application keeps its own token cache. One application per tenant connection reuses a
 # token until it expires, so the token endpoint is not called for every request.
@@ -96,6 +111,38 @@ def build_session(tenant: Tenant) -> requests.Session:
     return session
 
 
+def classify_transport_error(exc: requests.RequestException) -> tuple[str, bool]:
+    """Return a plain-words reason for a failed request and whether the request may have reached the server.
+
+    Only failures while connecting (refused, name lookup, connect timeout, TLS handshake, proxy) prove
+    that the request never went out. A read timeout, a closed or reset connection and a cut-off
+    response can come after the server received the request, and so can any failure not recognised here.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return str(REASON_CONNECT_TIMEOUT), False
+    if isinstance(exc, requests.exceptions.SSLError):
+        return str(REASON_TLS), False
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return str(REASON_PROXY), False
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return str(REASON_READ_TIMEOUT), True
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return str(REASON_CUT_OFF), True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        if isinstance(cause, MaxRetryError):
+            cause = cause.reason
+        if isinstance(cause, NameResolutionError):
+            return str(REASON_NAME_NOT_RESOLVED), False
+        if isinstance(cause, NewConnectionError):
+            if isinstance(cause.__cause__, ConnectionRefusedError):
+                return str(REASON_REFUSED), False
+            return str(REASON_UNKNOWN), False
+        if isinstance(cause, ProtocolError):
+            return str(REASON_CLOSED), True
+    return str(REASON_UNKNOWN), True
+
+
 def _error_code(response: requests.Response) -> str:
     try:
         return str(response.json().get("error", {}).get("code", ""))
@@ -142,7 +189,18 @@ class GraphClient:
                 f"Sign-in to tenant {self.tenant.tenant_id} failed at {self.tenant.authority}: {exc}"
             ) from exc
         except requests.RequestException as exc:
-            raise GraphConnectionError(f"The sign-in endpoint {self.tenant.authority} cannot be reached: {exc}") from exc
+            reason, _sent = classify_transport_error(exc)
+            host = urlsplit(self.tenant.authority).netloc
+            logger.warning(
+                "The sign-in endpoint %s of tenant %s cannot be reached: %r", self.tenant.authority,
+                self.tenant.tenant_id, exc,
+            )
+            # A token request changes nothing, so the Graph request that needed the token was never sent.
+            raise GraphConnectionError(
+                _("The Microsoft sign-in endpoint %(host)s could not be reached: %(reason)s.")
+                % {"host": host, "reason": reason},
+                host=host, reason=reason, request_sent=False, detail=repr(exc),
+            ) from exc
         if "access_token" not in result:
             raise GraphAuthenticationError(
                 f"Sign-in to tenant {self.tenant.tenant_id} with client ID {self.tenant.client_id} failed: "
@@ -180,17 +238,35 @@ class GraphClient:
         failures = 0
         throttled = 0
         token_refreshed = False
+        # Whether an attempt may have reached Graph, so that a write may have been applied.
+        maybe_sent = False
         while True:
             self.throttle.acquire(self.throttle_key, units)
-            request_headers = {"Authorization": f"Bearer {self.acquire_token()}", **(headers or {})}
+            try:
+                token = self.acquire_token()
+            except GraphConnectionError as exc:
+                exc.request_sent = maybe_sent
+                raise
+            request_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
             try:
                 response = self.session.request(
                     method, url, params=params, json=json, headers=request_headers, timeout=self.timeout
                 )
             except requests.RequestException as exc:
                 failures += 1
+                reason, sent = classify_transport_error(exc)
+                maybe_sent = maybe_sent or sent
                 if failures >= MAX_ATTEMPTS:
-                    raise GraphConnectionError(f"{method} {url} failed after {failures} attempts: {exc}") from exc
+                    logger.warning(
+                        "Graph %s %s for tenant %s failed after %s attempts (request may have been sent: %s): %r",
+                        method, url, self.tenant.tenant_id, failures, maybe_sent, exc,
+                    )
+                    host = urlsplit(url).netloc
+                    raise GraphConnectionError(
+                        _("Microsoft Graph could not be reached at %(host)s: %(reason)s.")
+                        % {"host": host, "reason": reason},
+                        host=host, reason=reason, request_sent=maybe_sent, detail=repr(exc),
+                    ) from exc
                 delay = self._backoff(failures)
                 logger.warning(
                     "Graph %s %s for tenant %s failed (%s); retry %s in %.1f s",
@@ -229,12 +305,17 @@ class GraphClient:
             except GraphConnectionError as exc:
                 # A success status with a cut-off JSON body means the connection dropped mid-response.
                 failures += 1
+                maybe_sent = True
                 if failures >= MAX_ATTEMPTS:
+                    logger.warning(
+                        "Graph %s %s for tenant %s returned incomplete bodies %s times: %s",
+                        method, url, self.tenant.tenant_id, failures, exc.detail,
+                    )
                     raise
                 delay = self._backoff(failures)
                 logger.warning(
                     "Graph %s %s for tenant %s returned an incomplete body (%s); retry %s in %.1f s",
-                    method, url, self.tenant.tenant_id, exc, failures, delay,
+                    method, url, self.tenant.tenant_id, exc.detail, failures, delay,
                 )
                 time.sleep(delay)
 
@@ -249,8 +330,12 @@ class GraphClient:
             try:
                 body = response.json() if "json" in content_type and response.content else response.text
             except ValueError as exc:
+                host = urlsplit(url).netloc
                 raise GraphConnectionError(
-                    f"{method} {url} returned HTTP {response.status_code} with a body that is not valid JSON: {exc}",
+                    _("Microsoft Graph could not be reached at %(host)s: %(reason)s.")
+                    % {"host": host, "reason": REASON_CUT_OFF},
+                    host=host, reason=str(REASON_CUT_OFF), request_sent=True,
+                    detail=f"{method} {url} returned HTTP {response.status_code} with a body that is not valid JSON: {exc}",
                     status=response.status_code, request_id=request_id,
                 ) from exc
             return GraphResponse(response.status_code, body, request_id)

@@ -44,7 +44,23 @@ class GraphServiceError(GraphError):
 
 
 class GraphConnectionError(GraphError):
-    """The connection to Graph failed or timed out after every retry was spent."""
+    """The connection to Graph or its sign-in endpoint failed or timed out after every retry was spent.
+
+    ``host`` is the endpoint that could not be reached and ``reason`` a short plain-words cause from
+    ``graphsync.client``. ``request_sent`` is False only when no attempt can have reached the endpoint,
+    because every one failed before the request went out (refused, TLS handshake, name lookup). When it
+    is True, a write may have been applied. ``detail`` keeps the transport's own error text for the logs.
+    """
+
+    def __init__(
+        self, message: str, *, host: str = "", reason: str = "", request_sent: bool = True, detail: str = "",
+        status: int | None = None, request_id: str = "",
+    ) -> None:
+        super().__init__(message, status=status, request_id=request_id)
+        self.host = host
+        self.reason = reason
+        self.request_sent = request_sent
+        self.detail = detail
 
 
 def error_class_for_status(status: int) -> type[GraphError]:

@@ -54,8 +54,28 @@ ASSIGN_LICENSE_ADVICE: list[tuple[re.Pattern, str]] = [
 ]
 
 
+def describe_connection_error(error: GraphConnectionError, *, user: str) -> str:
+    """Return what failed, whether the change may have been made, and what to do, without the transport's text.
+
+    The transport's own error text is logged by the Graph client, not shown.
+    """
+    if not error.request_sent:
+        text = _("Microsoft Graph could not be reached at {host}: {reason}. Nothing was changed for {user}. "
+                 "Check that this server can connect to {host}, then try again.")
+    else:
+        text = _("The connection to Microsoft Graph at {host} failed after the request was sent: {reason}. "
+                 "The change for {user} may or may not have been made in Microsoft 365. Run a sync to see the "
+                 "user's current state, then try again if the change is missing.")
+    return str(text).format(host=error.host, reason=error.reason, user=user)
+
+
 def describe_graph_error(error: GraphError, *, user: str, sku: str) -> str:
-    """Return advice for the person, followed by Graph's own message and request id."""
+    """Return advice for the person, followed by Graph's own message and request id.
+
+    A connection failure gets advice only, because Graph sent no message.
+    """
+    if isinstance(error, GraphConnectionError):
+        return describe_connection_error(error, user=user)
     if isinstance(error, GraphNotFoundError):
         advice = _("{user} no longer exists in Entra ID. Run a sync to refresh the pool.")
     elif isinstance(error, GraphPermissionError):
@@ -63,8 +83,6 @@ def describe_graph_error(error: GraphError, *, user: str, sku: str) -> str:
                    "consent, then try again.")
     elif isinstance(error, GraphThrottledError):
         advice = _("Microsoft Graph is throttling this tenant. Wait a minute and try again.")
-    elif isinstance(error, GraphConnectionError):
-        advice = _("Microsoft Graph cannot be reached. Check the network and try again.")
     else:
         advice = next(
             (text for pattern, text in ASSIGN_LICENSE_ADVICE if pattern.search(error.message)),
