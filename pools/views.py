@@ -26,6 +26,7 @@ from rbac import scoping
 from rbac.choices import Action
 
 from . import services, stock
+from .audit_display import add_value_rows
 from .exceptions import PoolsError
 from .forms import (
     AllotmentForm, AssignForm, MemberSearchForm, RenamePoolForm, RevokeForm, SchemeForm, assignable_skus,
@@ -114,6 +115,7 @@ def audit_log(request: HttpRequest, tenant_pk: int) -> HttpResponse:
     tenant = scoping.get_tenant_or_404(request.user, Action.AUDIT, pk=tenant_pk)
     events = AuditEvent.objects.filter(tenant=tenant).order_by("-occurred_at", "-pk")
     page = Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    add_value_rows(page, tenant)
     return render(request, "pools/audit_log.html", {"tenant": tenant, "page": page})
 
 

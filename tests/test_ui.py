@@ -493,5 +493,6 @@ def test_audit_page_shows_before_and_after(client, make_portal_user, synced_tena
 
     body = client.get(f"/tenants/{synced_tenant.pk}/audit/").content.decode()
 
-    assert "<code>{&#x27;seats&#x27;: 3}</code>" in body
-    assert "<code>{&#x27;seats&#x27;: 5}</code>" in body
+    assert "<dt>Seats</dt>\n    <dd>3</dd>" in body
+    assert "<dt>Seats</dt>\n    <dd>5</dd>" in body
+    assert "{&#x27;seats&#x27;" not in body
