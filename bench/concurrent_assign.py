@@ -7,7 +7,13 @@ own database connection, stand in for gunicorn and Celery worker processes. It r
 - over-allotment, checked against both the emulator and the mirror (must be zero);
 - throughput in attempts and assignments per second;
 - the portal's own wall-clock time per attempt, excluding the Graph assignLicense call (p50 and p95);
-- the CPU time per attempt that the worker process spent, excluding the Graph call;
+- the CPU time per attempt that the worker process spent, excluding the Graph call, and that its
+  PostgreSQL backend process spent;
+- the portal's time per attempt excluding Graph and the time the worker process or its PostgreSQL
+  backend was ready to run but waited for a CPU, from the kernel's scheduler statistics. As the two
+  can wait at once, only the longer of their two waits is taken off. This estimates the time the
+  attempt would take with a CPU free for every process, and errs towards more: waits of other
+  processes, such as a lock holder's or Redis's, still count;
 - the time per attempt spent in SQL statements, and the part of it spent waiting for the SKU row lock;
 - how busy the machine's CPUs were while the attempts ran.
 
@@ -58,6 +64,7 @@ class CallTiming:
 
     graph_wall: float = 0.0
     graph_cpu: float = 0.0
+    graph_cpu_wait: float = 0.0
     enqueue_wall: float = 0.0
 
 
@@ -66,6 +73,8 @@ class AttemptResult:
     outcome: str
     portal_wall: float
     portal_cpu: float
+    backend_cpu: float
+    cpu_wait: float
     graph_wall: float
     graph_cpu: float
     sql_wall: float
@@ -257,12 +266,13 @@ def run_attempts(args, setup: Setup) -> tuple[list[AttemptResult], float]:
     real_assign = graph_client.GraphClient.assign_license
 
     def timed_assign(self, *a, **k):
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu, cpu_wait = time.perf_counter(), time.process_time(), scheduler_seconds("thread-self")[1]
         try:
             return real_assign(self, *a, **k)
         finally:
             _calls.graph_wall += time.perf_counter() - wall
             _calls.graph_cpu += time.process_time() - cpu
+            _calls.graph_cpu_wait += scheduler_seconds("thread-self")[1] - cpu_wait
 
     graph_client.GraphClient.assign_license = timed_assign
 
@@ -332,6 +342,12 @@ def process_tree_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def scheduler_seconds(process: str) -> tuple[float, float]:
+    """Return the seconds a task ran on a CPU and waited, ready to run, for one, from /proc/<process>/schedstat."""
+    ran, waited, _slices = Path(f"/proc/{process}/schedstat").read_text().split()
+    return int(ran) / 1e9, int(waited) / 1e9
+
+
 def cpu_jiffies() -> tuple[int, int]:
     """Return the busy and total CPU time of the whole machine from /proc/stat, in clock ticks."""
     fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -347,6 +363,9 @@ def attempt_worker(setup: Setup, rate: float, next_index, start_at, ready, resul
     from pools.exceptions import AssignmentRejected, GraphRejected
 
     warm_up()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = str(cursor.fetchone()[0])
     sql = SqlTiming()
     real_commit = connection._commit
 
@@ -374,8 +393,10 @@ def attempt_worker(setup: Setup, rate: float, next_index, start_at, ready, resul
             time.sleep(max(scheduled - time.time(), 0))
             start_delay = time.time() - scheduled
         pool, user = setup.attempts[index]
-        _calls.graph_wall = _calls.graph_cpu = _calls.enqueue_wall = 0.0
+        _calls.graph_wall = _calls.graph_cpu = _calls.graph_cpu_wait = _calls.enqueue_wall = 0.0
         sql.wall = sql.lock_wall = sql.commit_wall = 0.0
+        backend_before = scheduler_seconds(backend)
+        worker_wait = scheduler_seconds("thread-self")[1]
         wall, cpu = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
@@ -387,13 +408,21 @@ def attempt_worker(setup: Setup, rate: float, next_index, start_at, ready, resul
                 outcome = "rejected"
             except GraphRejected:
                 outcome = "graph_rejected"
+        portal_wall = time.perf_counter() - wall - _calls.graph_wall
+        portal_cpu = time.process_time() - cpu - _calls.graph_cpu
+        worker_wait = scheduler_seconds("thread-self")[1] - worker_wait - _calls.graph_cpu_wait
+        backend_after = scheduler_seconds(backend)
         if profiler:
             profiler.disable()
         records.append(
             AttemptResult(
                 outcome=outcome,
-                portal_wall=time.perf_counter() - wall - _calls.graph_wall,
-                portal_cpu=time.process_time() - cpu - _calls.graph_cpu,
+                portal_wall=portal_wall,
+                portal_cpu=portal_cpu,
+                backend_cpu=backend_after[0] - backend_before[0],
+                # The two processes can wait at the same time. Only the longer wait is certainly time
+                # spent waiting, so the figure errs towards a longer portal time.
+                cpu_wait=max(worker_wait, backend_after[1] - backend_before[1]),
                 graph_wall=_calls.graph_wall,
                 graph_cpu=_calls.graph_cpu,
                 sql_wall=sql.wall,
@@ -492,8 +521,14 @@ def report(
     print(f"throughput: {len(results) / wall:.1f} attempts/s, {outcomes['assigned'] / wall:.1f} assignments/s")
     print(f"portal wall-clock time per attempt, excluding Graph: {milliseconds([r.portal_wall for r in results])}")
     print(f"  successful assignments only: {milliseconds([r.portal_wall for r in assigned])}")
+    print("portal time per attempt, excluding Graph and waiting for a CPU: "
+          f"{milliseconds([r.portal_wall - r.cpu_wait for r in results])}")
+    print(f"  successful assignments only: {milliseconds([r.portal_wall - r.cpu_wait for r in assigned])}")
+    print(f"  waiting for a CPU, the longer of the worker process's and the backend's wait: "
+          f"{milliseconds([r.cpu_wait for r in results])}")
     print(f"portal CPU time per attempt, excluding Graph: {milliseconds([r.portal_cpu for r in results])}")
     print(f"  successful assignments only: {milliseconds([r.portal_cpu for r in assigned])}")
+    print(f"  PostgreSQL backend: {milliseconds([r.backend_cpu for r in results])}")
     print(f"SQL statements per attempt (wall-clock): {milliseconds([r.sql_wall for r in results])}")
     print(f"  waiting for the SKU row lock: {milliseconds([r.lock_wall for r in results])}")
     print(f"commits per attempt (wall-clock): {milliseconds([r.commit_wall for r in results])}")
