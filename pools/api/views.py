@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -19,7 +20,7 @@ from pools.exceptions import AllotmentError, AssignmentRejected, GraphRejected
 from pools.models import Pool
 from pools.stock import pool_lines
 from rbac.choices import Action
-from rbac.scoping import ObjectNotFound, get_pool_or_404, pools_for, users_for
+from rbac.scoping import ObjectNotFound, can_on_pool, get_pool_or_404, pools_for, users_for
 
 from .filters import PoolFilter
 from .serializers import (
@@ -92,6 +93,20 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
             raise ObjectNotFound(_("User not found."))
         return member
 
+    def _pool_to_administer(self, pk: str) -> Pool:
+        """Return the pool for an allotment change, or raise 404 outside the caller's scope and 403 inside it.
+
+        Only someone who may view the pool gets 403, so it reveals no pool outside the caller's scope.
+        """
+        pool = get_pool_or_404(self.request.user, Action.VIEW, pk=pk)
+        if not can_on_pool(self.request.user, Action.ADMINISTER, pool):
+            raise PermissionDenied(
+                _("Only tenant administrators change allotments, and you are not one in %(tenant)s. Ask a tenant "
+                  "administrator to change the allotment of pool %(pool)s, or send a seat request.")
+                % {"tenant": pool.tenant.name, "pool": str(pool)}
+            )
+        return pool
+
     @staticmethod
     def _tenant_sku(pool: Pool, sku_id: str) -> Sku:
         sku = Sku.objects.filter(tenant=pool.tenant, sku_id=sku_id).first()
@@ -101,6 +116,7 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         parameters=[OpenApiParameter("search", str, description="Part of the user principal name or display name.")],
+        responses=PoolUserSerializer(many=True),
         summary="Members of the pool and its level-2 pools",
     )
     @action(detail=True, methods=["get"])
@@ -125,12 +141,15 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
             200: AllotmentSerializer,
             204: OpenApiResponse(description="The allotment was removed."),
             400: OpenApiResponse(ErrorSerializer, description="The allotment would break a stock or level-2 limit."),
+            403: OpenApiResponse(
+                ErrorSerializer, description="The caller may view the pool but is not a tenant administrator."
+            ),
         },
         summary="Set the pool's allotment of a SKU",
     )
     @action(detail=True, methods=["put"], url_path=rf"allotments/(?P<sku_id>{GUID_PATTERN})")
     def allotment(self, request: Request, pk: str, sku_id: str) -> Response:
-        pool = get_pool_or_404(request.user, Action.ADMINISTER, pk=pk)
+        pool = self._pool_to_administer(pk)
         sku = self._tenant_sku(pool, sku_id)
         body = AllotmentInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
