@@ -382,21 +382,30 @@ def _recompute_in_database(tenant: Tenant) -> int:
 
 def _ensure_pools(plan: MembershipPlan) -> dict[Slot, int]:
     """Create missing pools and rename those whose most common spelling changed; return slot to pool id."""
-    result = {UNASSIGNED_SLOT: unassigned_pool(plan.tenant).pk}
+    # Imported here because pool naming builds on this module's plan.
+    from .slot_names import name_pools, record_taken_names
+
+    plan.existing[UNASSIGNED_SLOT] = unassigned_pool(plan.tenant)
+    result = {UNASSIGNED_SLOT: plan.existing[UNASSIGNED_SLOT].pk}
     slots = plan.slots() - {UNASSIGNED_SLOT}
+    naming = name_pools(plan)
+    previous = {slot: plan.existing[slot].display_name for slot in naming.taken_by if slot in plan.existing}
     # Level-1 pools are written first because a level-2 slot's parent is the level-1 pool of its key1.
-    _create_and_rename(plan, sorted(slot for slot in slots if not slot[1]), None)
-    _create_and_rename(plan, sorted(slot for slot in slots if slot[1]), plan.level2_attribute)
+    _create_and_rename(plan, sorted(slot for slot in slots if not slot[1]), None, naming.names)
+    _create_and_rename(plan, sorted(slot for slot in slots if slot[1]), plan.level2_attribute, naming.names)
     for slot in slots:
         result[slot] = plan.existing[slot].pk
+    record_taken_names(plan, naming, previous)
     return result
 
 
-def _create_and_rename(plan: MembershipPlan, slots: list[Slot], level2_attribute: str | None) -> None:
+def _create_and_rename(
+    plan: MembershipPlan, slots: list[Slot], level2_attribute: str | None, names: dict[Slot, str]
+) -> None:
     to_create: list[tuple[Slot, Pool]] = []
     to_rename: list[Pool] = []
     for slot in slots:
-        name = plan.name_of(slot)
+        name = names[slot]
         pool = plan.existing.get(slot)
         if pool is None:
             if level2_attribute is None:

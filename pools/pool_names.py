@@ -14,8 +14,10 @@ administrators set (``Pool.name_override``), ignoring case, for active and inact
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Container
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from .exceptions import PoolsError
 from .models import Pool
@@ -80,6 +82,27 @@ def name_key(name: str) -> str:
     """Return the key under which two pool names count as the same: case and invisible characters ignored."""
     visible = "".join(character for character in name if not unicodedata.category(character) == "Cf")
     return normalize_value(visible)
+
+
+def distinct_name(name: str, taken: Container[str]) -> str:
+    """Return ``name``, or ``name`` with the first suffix " (2)", " (3)" … whose ``name_key`` is not in ``taken``.
+
+    ``name`` is shortened before the suffix when both together would exceed MAX_NAME_LENGTH.
+    """
+    if name_key(name) not in taken:
+        return name
+    number = 2
+    while True:
+        candidate = _numbered(name, number)
+        if len(candidate) > MAX_NAME_LENGTH:
+            candidate = _numbered(name[: len(name) - (len(candidate) - MAX_NAME_LENGTH)].rstrip(), number)
+        if name_key(candidate) not in taken:
+            return candidate
+        number += 1
+
+
+def _numbered(name: str, number: int) -> str:
+    return pgettext("pool name taken by another pool", "%(name)s (%(number)s)") % {"name": name, "number": number}
 
 
 def check_name_available(pool: Pool, name_override: str) -> None:

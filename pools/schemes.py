@@ -35,6 +35,7 @@ from .membership import UNASSIGNED_SLOT, MembershipPlan, Slot, apply_plan, plan_
 from .models import Alert, Allotment, AuditEvent, Pool, PoolAlias, PoolScheme, PortalValue, SeatRequest
 from .normalization import BIDI_CONTROLS, clean_spelling, normalize_value
 from .pool_names import code_points
+from .slot_names import name_pools
 
 logger = logging.getLogger(__name__)
 
@@ -269,12 +270,13 @@ def _with_parent_slot(slot: Slot) -> list[Slot]:
 
 def _slot_names(plan: MembershipPlan, slot_pools: dict[Slot, Pool | None]) -> dict[Slot, str]:
     """Name each slot as the pool page will: an administrator's name wins, level-2 pools show their parent."""
+    names = name_pools(plan).names
     own: dict[Slot, str] = {}
     for slot, pool in slot_pools.items():
         if pool is not None and pool.name_override:
             own[slot] = pool.name_override
         else:
-            own[slot] = plan.name_of(slot)
+            own[slot] = names[slot]
     return {slot: f"{own[(slot[0], '')]} / {name}" if slot[1] else name for slot, name in own.items()}
 
 
