@@ -195,12 +195,18 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# API token throttling: after API_TOKEN_FAILURE_LIMIT requests with an invalid token from one address within
+# API_TOKEN_FAILURE_WINDOW_MINUTES of the first, that address's token requests get 429 until the window
+# ends, even with a valid token. 0 turns it off. ``licensepools.token_throttle`` has the details.
+API_TOKEN_FAILURE_LIMIT = int(os.environ.get("API_TOKEN_FAILURE_LIMIT", "10"))
+API_TOKEN_FAILURE_WINDOW_MINUTES = float(os.environ.get("API_TOKEN_FAILURE_WINDOW_MINUTES", "15"))
+
 REST_FRAMEWORK = {
     # DRF takes the WWW-Authenticate header from the first class. Token authentication comes first, so a
     # request without valid credentials gets 401 with "WWW-Authenticate: Token". Requests that send no
     # Authorization header still use the session, with its CSRF check on unsafe methods.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "licensepools.token_throttle.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "EXCEPTION_HANDLER": "licensepools.api_errors.api_exception_handler",
@@ -221,6 +227,19 @@ SPECTACULAR_SETTINGS = {
 }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# Django's cache stores the API token failure counts. CACHE_URL, or else a Redis Celery broker, makes every
+# web process share it; without either, each process keeps its own counts in memory.
+CACHE_URL = os.environ.get("CACHE_URL", "") or CELERY_BROKER_URL
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "licensepools",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL or None)
 # Without a broker, tasks run in the calling process: the embedded default needs no Redis.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
