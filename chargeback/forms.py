@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from graphsync.currencies import validate_currency_code
 from graphsync.models import Sku, Tenant
+from licensepools.date_validators import validate_effective_date
 from licensepools.form_errors import DateField, DecimalField, NamedErrorsFormMixin
 
 from .reports import InvalidMonth, month_label, parse_month
@@ -62,7 +63,11 @@ class PriceForm(NamedErrorsFormMixin, forms.Form):
     effective_from = DateField(
         label=_("Effective from"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        help_text=_("The price applies to license-days from this date until a later price takes over."),
+        help_text=_(
+            "The price applies to license-days from this date until a later price takes over. The date lies "
+            "from 2000-01-01 to a year from today."
+        ),
+        validators=[validate_effective_date],
     )
 
     def __init__(self, *args, tenant: Tenant, **kwargs) -> None:

@@ -6,12 +6,13 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from graphsync.currencies import INVALID_CURRENCY_MESSAGE, is_currency_code
+from graphsync.currencies import validate_currency_code
 from graphsync.models import Sku, Subscription, Tenant
+from licensepools.date_validators import validate_purchase_date
 from licensepools.form_errors import DateField, DecimalField, IntegerField, NamedErrorsFormMixin
 
 from .choices import PurchaseTerm
-from .models import Pool
+from .models import Pool, SeatRequest
 from .seat_requests import MAX_REASON_LENGTH
 
 # PostgreSQL's integer column, which backs the quantity and seat fields, holds at most this value.
@@ -85,8 +86,8 @@ class PurchaseForm(NamedErrorsFormMixin, forms.Form):
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip()
-        if currency and not is_currency_code(currency):
-            raise forms.ValidationError(INVALID_CURRENCY_MESSAGE, code="invalid_currency", params={"value": currency})
+        if currency:
+            validate_currency_code(currency)
         return currency.upper()
 
     def clean_purchased_on(self):
@@ -96,6 +97,7 @@ class PurchaseForm(NamedErrorsFormMixin, forms.Form):
                 _("%(date)s is in the future. Record a purchase once it has been made."),
                 params={"date": purchased_on.isoformat()},
             )
+        validate_purchase_date(purchased_on)
         return purchased_on
 
     def chosen_subscription(self) -> tuple[bool, Subscription | None]:
@@ -160,5 +162,22 @@ class DecisionForm(NamedErrorsFormMixin, forms.Form):
 
     reason = forms.CharField(
         label=_("Reason"), max_length=MAX_REASON_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}),
-        help_text=_("Required when you decline; the requester receives it by e-mail."),
+        help_text=_("Required when you decline. The requester receives the decision and this text by e-mail."),
     )
+
+    def __init__(self, *args, seat_request: SeatRequest | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if seat_request is None:
+            return
+        # The decision e-mail goes only to the requester's own address, so without one no e-mail is sent.
+        requester = seat_request.requested_by
+        if requester is None:
+            self.fields["reason"].help_text = _(
+                "Required when you decline. The requester's account was deleted, so no e-mail is sent; the decision "
+                "and this text are shown on the pool's seat requests page."
+            )
+        elif not requester.email:
+            self.fields["reason"].help_text = _(
+                "Required when you decline. %(user)s has no e-mail address, so no e-mail is sent; they see the "
+                "decision and this text on the pool's seat requests page."
+            ) % {"user": requester.get_username()}

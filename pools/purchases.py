@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from graphsync.currencies import is_currency_code
+from graphsync.currencies import NOT_MONEY_CODES, NOT_MONEY_MESSAGE, is_iso_code
 from graphsync.models import Sku, Subscription, Tenant
+from licensepools.date_validators import validate_purchase_date
 from rbac import scoping
 from rbac.choices import Action
 
@@ -76,11 +78,13 @@ def pool_ledger(user: AbstractBaseUser, pool: Pool) -> QuerySet[Purchase]:
 def _check_input(data: PurchaseInput, tenant: Tenant) -> str:
     """Validate what a form or serializer cannot, and return the currency to store."""
     currency = (data.currency or tenant.currency).strip().upper()
-    if not is_currency_code(currency):
+    if not is_iso_code(currency):
         raise PurchaseError(
             _('The currency "%(currency)s" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.')
             % {"currency": data.currency or tenant.currency}
         )
+    if currency in NOT_MONEY_CODES:
+        raise PurchaseError(str(NOT_MONEY_MESSAGE % {"value": currency}))
     if data.quantity < 1:
         raise PurchaseError(
             _("The quantity must be at least 1; %(quantity)s was given.") % {"quantity": data.quantity}
@@ -94,6 +98,10 @@ def _check_input(data: PurchaseInput, tenant: Tenant) -> str:
             _("The purchase date %(date)s is in the future. Record a purchase once it has been made.")
             % {"date": data.purchased_on.isoformat()}
         )
+    try:
+        validate_purchase_date(data.purchased_on)
+    except ValidationError as exc:
+        raise PurchaseError(_("Purchase date: %(message)s") % {"message": " ".join(exc.messages)}) from exc
     if data.term not in PurchaseTerm.values:
         raise PurchaseError(
             _("The term %(term)s is unknown; use one of %(terms)s.")

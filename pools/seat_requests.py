@@ -2,7 +2,8 @@
 
 Approval raises the pool's allotment out of the central reserve (enabled units not allotted to any level-1
 pool). Each decision locks the request row and checks that it is still pending, so two administrators cannot
-both decide it. The requester is e-mailed on a decision and the tenant administrators on a new request.
+both decide it. The requester is e-mailed on a decision when their account has an e-mail address, and the
+tenant administrators who have one on a new request. Requests and decisions also show in the portal.
 """
 from __future__ import annotations
 
@@ -208,7 +209,7 @@ def approve_request(*, acting_user: AbstractBaseUser, seat_request: SeatRequest,
 
 
 def decline_request(*, acting_user: AbstractBaseUser, seat_request: SeatRequest, reason: str) -> SeatRequest:
-    """Decline a pending request with a reason, which the requester receives by e-mail."""
+    """Decline a pending request with a reason, which the requester receives by e-mail if they have an address."""
     _check_administrator(acting_user, seat_request)
     reason = (reason or "").strip()
     if not reason:

@@ -217,7 +217,7 @@ def tenant_requests(request: HttpRequest, tenant_pk: int) -> HttpResponse:
     stock = {line.sku.pk: line for line in capacity.tenant_capacity(tenant)}
     for item in pending:
         item.reserve = stock[item.sku_id].reserve if item.sku_id in stock else 0
-        item.decision_form = DecisionForm(auto_id=f"id_request{item.pk}_%s")
+        item.decision_form = DecisionForm(auto_id=f"id_request{item.pk}_%s", seat_request=item)
     decided = requests.exclude(status=RequestStatus.PENDING).order_by("-decided_at", "-pk")[:DECIDED_REQUESTS_SHOWN]
     context = {"tenant": tenant, "pending": pending, "decided": decided}
     return render(request, "pools/requests/tenant_requests.html", context)

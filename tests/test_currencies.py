@@ -26,6 +26,34 @@ def test_unknown_or_withdrawn_codes_rejected(code):
     assert not is_currency_code(code)
 
 
+NOT_MONEY = [
+    "XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XBA", "XBB", "XBC", "XBD", "XDR", "XSU", "XUA", "XAD", "xau",
+]
+
+
+@pytest.mark.parametrize("code", NOT_MONEY)
+def test_non_money_codes_rejected(code):
+    assert not is_currency_code(code)
+
+
+@pytest.mark.parametrize("code", NOT_MONEY)
+def test_validator_names_non_money_code(code):
+    with pytest.raises(ValidationError) as caught:
+        validate_currency_code(code)
+
+    assert caught.value.code == "not_money"
+    assert caught.value.messages == [
+        f'"{code}" is an ISO 4217 code for a precious metal, a unit of account, testing or "no currency", and no '
+        "price can be paid in it. Enter a currency code such as EUR or USD."
+    ]
+
+
+@pytest.mark.parametrize("code", ["XAF", "XOF", "XPF", "XCD"])
+def test_x_currencies_accepted(code):
+    assert is_currency_code(code)
+    validate_currency_code(code)
+
+
 def test_validator_names_value():
     with pytest.raises(ValidationError) as caught:
         validate_currency_code("EUX")
@@ -74,3 +102,15 @@ def test_tenant_admin_form_checks_currency():
     assert rejected.errors["currency"] == [f'"EUX" {INVALID}']
     assert accepted.is_valid(), accepted.errors
     assert accepted.cleaned_data["currency"] == "GBP"
+
+
+@pytest.mark.django_db
+def test_connect_tenant_rejects_gold():
+    with pytest.raises(ValidationError) as caught:
+        connect_tenant(
+            acting_user=None, name="Contoso", tenant_id=str(uuid.uuid4()), client_id=str(uuid.uuid4()),
+            client_secret="secret", currency="XAU",
+        )
+
+    assert caught.value.message_dict["currency"][0].startswith('"XAU" is an ISO 4217 code for a precious metal')
+    assert not Tenant.objects.exists()

@@ -184,6 +184,12 @@ def test_purchase_input_validated(synced_tenant, admin, us):
         ({"purchased_on": tomorrow},
          f"The purchase date {tomorrow.isoformat()} is in the future. Record a purchase once it has been made."),
         ({"term": "P2Y"}, "The term P2Y is unknown; use one of P1M, P1Y, P3Y."),
+        ({"currency": "XAU"},
+         '"XAU" is an ISO 4217 code for a precious metal, a unit of account, testing or "no currency", and no price '
+         "can be paid in it. Enter a currency code such as EUR or USD."),
+        ({"purchased_on": dt.date(1899, 1, 1)},
+         "Purchase date: 1899-01-01 is outside the allowed range. Enter a date from 2000-01-01 to "
+         f"{timezone.localdate().isoformat()}."),
     ]
     for overrides, message in cases:
         values = {"quantity": 1, **overrides}
@@ -339,6 +345,21 @@ def test_ledger_filters_and_totals(client, synced_tenant, admin, us, us_sales, g
     assert [purchase.order_reference for purchase in e3_only.context["page"]] == ["DE-7"]
 
 
+def test_ledger_shows_unit_price_as_stored(client, synced_tenant, admin, us, us_sales):
+    flow = sku(synced_tenant, "FLOW_FREE")
+    record_purchase(acting_user=admin, data=purchase_input(us_sales, flow, quantity=3, unit_price=Decimal("0.001")))
+    login(client, admin)
+
+    ledger = client.get(f"/tenants/{synced_tenant.pk}/purchases/").content.decode()
+    pool_ledger = client.get(f"/pools/{us.pk}/purchases/").content.decode()
+
+    assert '<td class="number">0.001 EUR</td>' in ledger
+    assert '<td class="number">0.001 EUR</td>' in pool_ledger
+    assert "0.003 EUR" in ledger
+    assert "0.00 EUR" not in ledger
+    assert "0.00 EUR" not in pool_ledger
+
+
 def test_ledger_csv_export(client, synced_tenant, admin, us):
     flow = sku(synced_tenant, "FLOW_FREE")
     record_purchase(acting_user=admin, data=purchase_input(us, flow, quantity=2, order_reference="=SUM(A1:A9)"))
@@ -466,6 +487,50 @@ def test_api_purchase_unknown_currency(synced_tenant, admin, us):
     assert response.status_code == 400
     assert response.json() == {
         "currency": ['"EUX" is not an ISO 4217 currency code. Enter a current code such as EUR or USD.']
+    }
+    assert not Purchase.objects.exists()
+
+
+def test_api_purchase_date_out_of_range(synced_tenant, admin, us):
+    flow = sku(synced_tenant, "FLOW_FREE")
+    api = APIClient()
+    api.force_authenticate(admin)
+    today = timezone.localdate().isoformat()
+
+    for purchased_on in ["1899-01-01", "2999-01-01"]:
+        response = api.post(
+            "/api/v1/purchases/",
+            {"pool": us.pk, "skuId": str(flow.sku_id), "quantity": 1, "purchasedOn": purchased_on, "unitPrice": "1"},
+            format="json",
+        )
+
+        assert response.status_code == 400
+        assert response.json() == {
+            "purchasedOn": [
+                f"{purchased_on} is outside the allowed range. Enter a date from 2000-01-01 to {today}."
+            ]
+        }
+    assert not Purchase.objects.exists()
+
+
+def test_api_purchase_currency_not_money(synced_tenant, admin, us):
+    flow = sku(synced_tenant, "FLOW_FREE")
+    api = APIClient()
+    api.force_authenticate(admin)
+
+    response = api.post(
+        "/api/v1/purchases/",
+        {"pool": us.pk, "skuId": str(flow.sku_id), "quantity": 1, "purchasedOn": "2025-03-01", "unitPrice": "1",
+         "currency": "XXX"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "currency": [
+            '"XXX" is an ISO 4217 code for a precious metal, a unit of account, testing or "no currency", and no '
+            "price can be paid in it. Enter a currency code such as EUR or USD."
+        ]
     }
     assert not Purchase.objects.exists()
 

@@ -252,6 +252,35 @@ def test_request_page_flow(client, synced_tenant, admin, manager, us, e3):
     assert "already approved" in again.content.decode()
 
 
+def test_decision_note_without_requester_email(
+    client, synced_tenant, admin, manager, us, e3, make_portal_user, django_capture_on_commit_callbacks
+):
+    germany = Pool.objects.get(tenant=synced_tenant, parent=None, key="de")
+    without_address = make_portal_user("no-mail-manager", role="pool_manager", pool=germany)
+    mailed = ask(manager, us, e3)
+    not_mailed = ask(without_address, germany, e3)
+    login(client, admin)
+
+    page = client.get(f"/tenants/{synced_tenant.pk}/requests/")
+
+    forms = {item.pk: item.decision_form for item in page.context["pending"]}
+    assert forms[mailed.pk]["reason"].help_text == (
+        "Required when you decline. The requester receives the decision and this text by e-mail."
+    )
+    assert forms[not_mailed.pk]["reason"].help_text == (
+        "Required when you decline. no-mail-manager has no e-mail address, so no e-mail is sent; they see the "
+        "decision and this text on the pool's seat requests page."
+    )
+    assert "no-mail-manager has no e-mail address" in page.content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/requests/{not_mailed.pk}/decline/", {"reason": "Budget is spent"})
+    assert mail.outbox == []
+    login(client, without_address)
+    own_page = client.get(f"/pools/{germany.pk}/requests/").content.decode()
+    assert "Budget is spent" in own_page
+
+
 def test_api_seat_requests(synced_tenant, admin, manager, us, e3, make_portal_user):
     api = APIClient()
     api.force_authenticate(manager)

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from graphsync.currencies import validate_currency_code
 from graphsync.models import Sku, Subscription
+from licensepools.date_validators import validate_purchase_date
 from licensepools.api_errors import NamedNotFoundMixin
 from pools import purchases, seat_requests
 from pools.choices import PurchaseTerm, RequestStatus
@@ -55,7 +56,9 @@ class PurchaseInputSerializer(serializers.Serializer):
     pool = serializers.IntegerField(help_text="The purchasing pool's portal ID (level 1 or 2).")
     skuId = serializers.UUIDField(help_text="The SKU's GUID, as subscribedSkus reports it.")
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_SEATS)
-    purchasedOn = serializers.DateField()
+    purchasedOn = serializers.DateField(
+        validators=[validate_purchase_date], help_text="From 2000-01-01 to today; a purchase is recorded once made.",
+    )
     unitPrice = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0, help_text="Per seat and month.")
     currency = serializers.CharField(
         required=False, allow_blank=True, default="", validators=[validate_currency_code],
