@@ -63,29 +63,23 @@ def reserve_seat(*, chain: list[Pool], user: DirectoryUser, sku: Sku, disabled_p
 
     ``chain`` comes from ``quota_chain``. Raises AssignmentRejected naming the quota that is used up.
     """
-    # Syncs and scheme changes create and move pools without the SKU lock, so reading the pool tree under
-    # the lock would be no fresher. Reading it first keeps the lock short.
-    subtrees = {level_pool.pk: [level_pool.pk] for level_pool in chain}
-    for parent_pk, child_pk in Pool.objects.filter(parent__in=list(subtrees)).order_by().values_list("parent", "pk"):
-        subtrees[parent_pk].append(child_pk)
-
     # When the committed rows already leave no seat, the attempt is rejected without waiting for the lock,
     # so only attempts that may succeed queue for it. A seat freed after this read is missed, as it would
     # be if the attempt had come a moment earlier.
-    _check_quotas(chain, user, sku, _quota_usage(sku, user, subtrees))
+    _check_quotas(chain, user, sku, _quota_usage(sku, user, chain))
 
     reservation = UserLicense(
         tenant_id=sku.tenant_id, user=user, sku=sku, assigned_by_group="", state=LicenseState.PENDING,
         disabled_plans=disabled_plans, reserved_at=timezone.now(),
     )
     if connection.vendor == "postgresql":
-        return _reserve_in_one_round_trip(chain, user, sku, subtrees, reservation)
+        return _reserve_in_one_round_trip(chain, user, sku, reservation)
 
     with transaction.atomic():
         # Every reservation of this SKU waits here, so two delegates cannot both take the last seat. The
         # checks read again once the lock is granted, so they see every reservation committed before it.
         Sku.objects.select_for_update(no_key=True).filter(pk=sku.pk).values_list("pk", flat=True).get()
-        usage = _quota_usage(sku, user, subtrees)
+        usage = _quota_usage(sku, user, chain)
         _check_quotas(chain, user, sku, usage)
         if not usage["occupies_seat"]:
             # See take_unit: the count moves with the portal's own changes between syncs.
@@ -95,7 +89,7 @@ def reserve_seat(*, chain: list[Pool], user: DirectoryUser, sku: Sku, disabled_p
 
 
 def _reserve_in_one_round_trip(
-    chain: list[Pool], user: DirectoryUser, sku: Sku, subtrees: dict[int, list[int]], reservation: UserLicense
+    chain: list[Pool], user: DirectoryUser, sku: Sku, reservation: UserLicense
 ) -> UserLicense:
     """Lock the SKU, check every quota and insert ``reservation`` in one request to PostgreSQL.
 
@@ -110,7 +104,7 @@ def _reserve_in_one_round_trip(
     inserted meanwhile. The second statement takes a new snapshot once the lock is granted, so it
     sees every reservation committed before.
     """
-    usage_sql, usage_params = _quota_usage_query(sku, user, subtrees)
+    usage_sql, usage_params = _quota_usage_query(sku, user, chain)
     fields = [field for field in UserLicense._meta.concrete_fields if not field.primary_key]
     values = [field.get_db_prep_save(field.pre_save(reservation, True), connection) for field in fields]
     casts = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
@@ -192,16 +186,15 @@ def _check_quotas(chain: list[Pool], user: DirectoryUser, sku: Sku, usage: dict)
         )
 
 
-def _quota_usage(sku: Sku, user: DirectoryUser, subtrees: dict[int, list[int]]) -> dict:
+def _quota_usage(sku: Sku, user: DirectoryUser, chain: list[Pool]) -> dict:
     """Read in one statement what the quota checks need.
 
     The result contains the SKU's ``consumed_units`` and ``enabled_units`` and the user's ``has_direct``
-    and ``occupies_seat``. ``subtrees`` maps a pool id to the ids of the pool and its level-2 pools. For
-    each of these pools the result contains its allotment ``seats_<pk>``, None without one. It also
-    contains ``holders_<pk>``: the users of the subtree who hold or reserve the SKU, counted as
-    ``stock.holders`` counts them.
+    and ``occupies_seat``. For each pool of ``chain`` the result contains its allotment ``seats_<pk>``,
+    None without one. It also contains ``holders_<pk>``: the users of the pool and its level-2 pools who
+    hold or reserve the SKU, counted as ``stock.holders`` counts them.
     """
-    sql, params = _quota_usage_query(sku, user, subtrees)
+    sql, params = _quota_usage_query(sku, user, chain)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         names = [column[0] for column in cursor.description]
@@ -212,7 +205,7 @@ def _quota_usage(sku: Sku, user: DirectoryUser, subtrees: dict[int, list[int]]) 
     return usage
 
 
-def _quota_usage_query(sku: Sku, user: DirectoryUser, subtrees: dict[int, list[int]]) -> tuple[str, list]:
+def _quota_usage_query(sku: Sku, user: DirectoryUser, chain: list[Pool]) -> tuple[str, list]:
     """Return the statement and parameters of ``_quota_usage``.
 
     Plain SQL, because compiling this statement through the ORM took about 2 ms of CPU per call on the
@@ -223,6 +216,7 @@ def _quota_usage_query(sku: Sku, user: DirectoryUser, subtrees: dict[int, list[i
         "license": UserLicense._meta.db_table,
         "user": DirectoryUser._meta.db_table,
         "allotment": Allotment._meta.db_table,
+        "pool": Pool._meta.db_table,
     }
     # Lists are spelled out as IN (%s, ...) because SQLite, the embedded default, has no arrays.
     free = list(stock.SEAT_FREE_STATES)
@@ -236,14 +230,16 @@ def _quota_usage_query(sku: Sku, user: DirectoryUser, subtrees: dict[int, list[i
         " AS occupies_seat",
     ]
     params: list = [sku.pk, user.pk, sku.pk, user.pk, *free]
-    for pool_pk, subtree in subtrees.items():
+    for pool_pk in (level_pool.pk for level_pool in chain):
         columns.append(f"(SELECT seats FROM {{allotment}} WHERE pool_id = %s AND sku_id = %s) AS seats_{pool_pk}")
+        # The pool's level-2 pools are read here, not before, to save a round trip. Syncs and scheme
+        # changes create and move pools without the SKU lock, so either read is as fresh.
         columns.append(
             "(SELECT COUNT(DISTINCT held.user_id) FROM {license} held JOIN {user} holder ON holder.id = held.user_id"
             f" WHERE held.sku_id = %s AND held.state NOT IN ({free_placeholders}) AND NOT holder.is_deleted"
-            f" AND holder.pool_id IN ({', '.join(['%s'] * len(subtree))})) AS holders_{pool_pk}"
+            " AND holder.pool_id IN (SELECT id FROM {pool} WHERE id = %s OR parent_id = %s)) AS holders_" + str(pool_pk)
         )
-        params += [pool_pk, sku.pk, sku.pk, *free, *subtree]
+        params += [pool_pk, sku.pk, sku.pk, *free, pool_pk, pool_pk]
     params.append(sku.pk)
     select = ", ".join(column.format(**tables) for column in columns)
     return f"SELECT {select} FROM {tables['sku']} WHERE id = %s", params

@@ -5,6 +5,7 @@ across tenants and pools.
 """
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -134,7 +135,7 @@ def can_on_pool(user: AbstractBaseUser, action: Action, pool: Pool) -> bool:
         )
     to_user = UserObjectPermission.objects.filter(grants, user=OuterRef("pk"))
     to_groups = GroupObjectPermission.objects.filter(grants, group__user=OuterRef("pk"))
-    return type(user).objects.filter(Exists(to_user) | Exists(to_groups), pk=user.pk).exists()
+    return get_user_model().objects.filter(Exists(to_user) | Exists(to_groups), pk=user.pk).exists()
 
 
 def can(user: AbstractBaseUser, action: Action, obj: Tenant | Pool) -> bool:
