@@ -6,7 +6,7 @@ from graphsync.models import DirectoryUser, Sku, Tenant
 from licensepools.form_errors import IntegerField, NamedErrorsFormMixin
 
 from .choices import PoolAttribute
-from .models import Pool
+from .models import Allotment, Pool
 
 
 class SchemeForm(forms.Form):
@@ -32,24 +32,54 @@ class SchemeForm(forms.Form):
 
 
 class AllotmentForm(NamedErrorsFormMixin, forms.Form):
-    """One SKU's allotment for a pool. An empty number removes the allotment."""
+    """One SKU's allotment for a pool.
+
+    An empty seats field is easily sent by mistake, so only the ``remove`` control removes an allotment. The
+    cleaned ``seats`` is then None.
+    """
 
     sku = forms.ModelChoiceField(queryset=Sku.objects.none(), widget=forms.HiddenInput)
     seats = IntegerField(
         label=_("Seats"),
         min_value=0,
         required=False,
-        help_text=_("Leave empty to remove the allotment."),
+        help_text=_("0 allots no seats. Use Remove allotment to remove the allotment."),
     )
+    remove = forms.BooleanField(label=_("Remove allotment"), required=False)
 
-    def __init__(self, *args, tenant: Tenant, **kwargs):
+    def __init__(self, *args, pool: Pool, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["sku"].queryset = Sku.objects.filter(tenant=tenant)
+        self.pool = pool
+        self.fields["sku"].queryset = Sku.objects.filter(tenant=pool.tenant)
+
+    def clean(self):
+        cleaned = super().clean()
+        sku = cleaned.get("sku")
+        if sku is None or self.has_error("seats"):
+            return cleaned
+        current = Allotment.objects.filter(pool=self.pool, sku=sku).values_list("seats", flat=True).first()
+        if cleaned.get("remove"):
+            if current is None:
+                self.add_error("remove", _("%(pool)s has no allotment of %(sku)s to remove.") % {
+                    "pool": self.pool, "sku": sku.name,
+                })
+            cleaned["seats"] = None
+        elif cleaned.get("seats") is None:
+            self.add_error("seats", self._empty_seats_message(sku, current))
+        return cleaned
+
+    def _empty_seats_message(self, sku: Sku, current: int | None) -> str:
+        if current is None:
+            return _("The field is empty. Enter the number of seats to allot to %(pool)s.") % {"pool": self.pool}
+        return _(
+            "The field is empty, but the current allotment is %(seats)s. Enter 0 to allot no seats, or use Remove "
+            "allotment to remove the allotment."
+        ) % {"seats": current}
 
     def error_label(self, name: str) -> str:
         # The page shows one of these forms per SKU and reports errors as a message above the table.
         sku = self.cleaned_data.get("sku")
-        if name == "seats" and sku is not None:
+        if name in ("seats", "remove") and sku is not None:
             return _("Allotment for %(sku)s") % {"sku": sku.name}
         return super().error_label(name)
 

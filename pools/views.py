@@ -164,7 +164,7 @@ def _allotment_rows(pool: Pool) -> list[dict]:
     for sku in Sku.objects.filter(tenant=pool.tenant).order_by("display_name", "part_number"):
         seats = current.get(sku.pk)
         # Each row is its own form, so auto_id keeps the element ids unique on the page.
-        form = AllotmentForm(tenant=pool.tenant, initial={"sku": sku.pk, "seats": seats}, auto_id=f"id_sku{sku.pk}_%s")
+        form = AllotmentForm(pool=pool, initial={"sku": sku.pk, "seats": seats}, auto_id=f"id_sku{sku.pk}_%s")
         rows.append({"sku": sku, "seats": seats, "form": form})
     return rows
 
@@ -217,7 +217,7 @@ def _back_to_pool(request: HttpRequest, pool: Pool, anchor: str = "") -> HttpRes
 @require_POST
 def pool_allot(request: HttpRequest, pool_pk: int) -> HttpResponse:
     pool = scoping.get_pool_or_404(request.user, Action.ADMINISTER, pk=pool_pk)
-    form = AllotmentForm(request.POST, tenant=pool.tenant)
+    form = AllotmentForm(request.POST, pool=pool)
     if not form.is_valid():
         if form.has_error("sku"):
             raise Http404("No such SKU in this tenant.")

@@ -223,10 +223,59 @@ def test_put_allotment(admin_api, sales, free_sku):
     assert response.json() == {"pool": sales.pk, "skuId": str(free_sku.sku_id), "partNumber": FREE_SKU, "seats": 12}
     assert Allotment.objects.get(pool=sales, sku=free_sku).seats == 12
 
-    removed = admin_api.put(url, {"seats": None}, format="json")
+    removed = admin_api.delete(url)
 
     assert removed.status_code == 204
     assert not Allotment.objects.filter(pool=sales, sku=free_sku).exists()
+    event = AuditEvent.objects.filter(action=AuditAction.ALLOTMENT_CHANGED).latest("pk")
+    assert (event.before, event.after) == ({"seats": 12}, {"seats": None})
+
+
+def test_put_allotment_null_keeps_allotment(admin_api, sales, free_sku):
+    url = f"/api/v1/pools/{sales.pk}/allotments/{free_sku.sku_id}/"
+    admin_api.put(url, {"seats": 12}, format="json")
+    message = "seats is empty. Send 0 to allot no seats, or send DELETE to this URL to remove the allotment."
+
+    as_json = admin_api.put(url, {"seats": None}, format="json")
+    as_form = admin_api.put(url, {"seats": ""}, format="multipart")
+
+    assert as_json.status_code == 400
+    assert as_json.json() == {"seats": [message]}
+    assert as_form.status_code == 400
+    assert as_form.json() == {"seats": [message]}
+    assert Allotment.objects.get(pool=sales, sku=free_sku).seats == 12
+
+
+def test_put_allotment_zero_keeps_row(admin_api, sales, free_sku):
+    url = f"/api/v1/pools/{sales.pk}/allotments/{free_sku.sku_id}/"
+    admin_api.put(url, {"seats": 12}, format="json")
+
+    response = admin_api.put(url, {"seats": 0}, format="json")
+
+    assert response.status_code == 200
+    assert Allotment.objects.get(pool=sales, sku=free_sku).seats == 0
+
+
+def test_delete_missing_allotment_404(admin_api, sales, free_sku):
+    events_before = AuditEvent.objects.count()
+
+    response = admin_api.delete(f"/api/v1/pools/{sales.pk}/allotments/{free_sku.sku_id}/")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"Sales has no allotment of {free_sku.name} to remove."}
+    assert AuditEvent.objects.count() == events_before
+
+
+def test_delete_allotment_by_manager_403(synced_tenant, admin, sales, free_sku, make_portal_user):
+    set_allotment(acting_user=admin, pool=sales, sku=free_sku, seats=4)
+    manager = APIClient()
+    manager.force_authenticate(make_portal_user("sales-manager", role=Role.POOL_MANAGER, pool=sales))
+
+    response = manager.delete(f"/api/v1/pools/{sales.pk}/allotments/{free_sku.sku_id}/")
+
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith("Only tenant administrators change allotments")
+    assert Allotment.objects.get(pool=sales, sku=free_sku).seats == 4
 
 
 def test_put_allotment_over_stock(admin_api, sales, free_sku):

@@ -175,10 +175,37 @@ def test_allotment_saved_and_removed(admin_client, country_scheme):
     line = next(line for line in response.context["lines"] if line.sku == sku)
     assert (line.allotment, line.consumption, line.spare) == (3, 0, 3)
 
-    response = admin_client.post(url, {"sku": sku.pk, "seats": ""}, follow=True)
+    response = admin_client.post(url, {"sku": sku.pk, "remove": "1"}, follow=True)
 
     assert messages_of(response) == [f"Removed the allotment of {sku.name}."]
     assert not Allotment.objects.filter(pool=pool, sku=sku).exists()
+
+
+def test_allotment_empty_field_refused(admin_client, country_scheme):
+    pool, sku, _users = find_room(country_scheme, users_needed=1)
+    url = reverse("pools:pool_allot", kwargs={"pool_pk": pool.pk})
+    admin_client.post(url, {"sku": sku.pk, "seats": "3"}, follow=True)
+    events_before = AuditEvent.objects.count()
+
+    response = admin_client.post(url, {"sku": sku.pk, "seats": ""}, follow=True)
+
+    assert messages_of(response) == [
+        f"Allotment for {sku.name}: The field is empty, but the current allotment is 3. Enter 0 to allot no seats, "
+        "or use Remove allotment to remove the allotment."
+    ]
+    assert Allotment.objects.get(pool=pool, sku=sku).seats == 3
+    assert AuditEvent.objects.count() == events_before
+
+
+def test_allotment_remove_control_shown(admin_client, country_scheme):
+    pool, sku, _users = find_room(country_scheme, users_needed=1)
+    url = reverse("pools:pool_allot", kwargs={"pool_pk": pool.pk})
+    admin_client.post(url, {"sku": sku.pk, "seats": "3"})
+
+    page = admin_client.get(reverse("pools:pool", kwargs={"pool_pk": pool.pk})).content.decode()
+
+    assert page.count('name="remove" value="1"') == Allotment.objects.filter(pool=pool).count()
+    assert f'aria-label="Remove the allotment of {sku.name}"' in page
 
 
 def test_allotment_not_a_number(admin_client, country_scheme):

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from graphsync.models import DirectoryUser, UserLicense
@@ -69,7 +70,18 @@ class PoolUserSerializer(serializers.ModelSerializer):
 
 
 class AllotmentInputSerializer(serializers.Serializer):
-    seats = serializers.IntegerField(allow_null=True, help_text="Seats of the SKU; null removes the allotment.")
+    # DRF turns an empty form-encoded field into null, so null is rejected like the web form's empty field and
+    # DELETE is the one way to remove an allotment. allow_null lets both reach validate_seats for one message.
+    seats = serializers.IntegerField(
+        allow_null=True, help_text="Seats of the SKU; 0 allots none. DELETE on the same URL removes the allotment."
+    )
+
+    def validate_seats(self, value: int | None) -> int:
+        if value is None:
+            raise serializers.ValidationError(
+                _("seats is empty. Send 0 to allot no seats, or send DELETE to this URL to remove the allotment.")
+            )
+        return value
 
 
 class AllotmentSerializer(serializers.ModelSerializer):

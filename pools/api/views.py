@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from graphsync.models import DirectoryUser, Sku, UserLicense
 from pools import services
 from pools.exceptions import AllotmentError, AssignmentRejected, GraphRejected
-from pools.models import Pool
+from pools.models import Allotment, Pool
 from pools.stock import pool_lines
 from rbac.choices import Action
 from rbac.scoping import ObjectNotFound, can_on_pool, get_pool_or_404, pools_for, users_for
@@ -139,7 +139,6 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
         parameters=[SKU_ID_PARAMETER],
         responses={
             200: AllotmentSerializer,
-            204: OpenApiResponse(description="The allotment was removed."),
             400: OpenApiResponse(ErrorSerializer, description="The allotment would break a stock or level-2 limit."),
             403: OpenApiResponse(
                 ErrorSerializer, description="The caller may view the pool but is not a tenant administrator."
@@ -159,9 +158,28 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
             )
         except AllotmentError as exc:
             return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
-        if allotment is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(AllotmentSerializer(allotment).data)
+
+    @extend_schema(
+        request=None,
+        parameters=[SKU_ID_PARAMETER],
+        responses={
+            204: OpenApiResponse(description="The allotment was removed."),
+            403: OpenApiResponse(
+                ErrorSerializer, description="The caller may view the pool but is not a tenant administrator."
+            ),
+            404: OpenApiResponse(ErrorSerializer, description="No such pool or SKU, or the pool has no allotment of it."),
+        },
+        summary="Remove the pool's allotment of a SKU",
+    )
+    @allotment.mapping.delete
+    def remove_allotment(self, request: Request, pk: str, sku_id: str) -> Response:
+        pool = self._pool_to_administer(pk)
+        sku = self._tenant_sku(pool, sku_id)
+        if not Allotment.objects.filter(pool=pool, sku=sku).exists():
+            raise ObjectNotFound(_("%(pool)s has no allotment of %(sku)s to remove.") % {"pool": pool, "sku": sku.name})
+        services.set_allotment(acting_user=request.user, pool=pool, sku=sku, seats=None)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         request=AssignLicenseSerializer,
