@@ -1,15 +1,17 @@
-"""API token authentication that locks out a client address after repeated invalid tokens.
+"""API token authentication that throttles a client address after repeated invalid tokens.
 
 After API_TOKEN_FAILURE_LIMIT requests from one address carry an invalid token within
-API_TOKEN_FAILURE_WINDOW_MINUTES of the first of them, every request from that address that carries a
-token gets 429 with Retry-After until that window ends. The token of such a request is not looked up,
-so guessing stops during the lockout, and a valid token is refused too. A valid token neither counts
-nor resets the count, because otherwise a client could reset it with its own token between guesses.
-Requests without a token, such as the web UI's session requests, are never throttled here.
+API_TOKEN_FAILURE_WINDOW_MINUTES of the first of them, every further invalid token from that address
+gets 429 with Retry-After, in place of 401, until that window ends. A valid token still works during
+the lockout, so one client's invalid tokens cannot shut out another client at the same address, such
+as scripts behind one NAT gateway. The different status codes tell a guesser nothing useful, because a
+token is 40 random hexadecimal digits (160 bits). A valid token neither counts nor resets the count,
+because otherwise a client could reset it with its own token between guesses. Requests without a
+token, such as the web UI's session requests, are never throttled here.
 
 The counts live in Django's cache, which is Redis when the settings name one, so that every web process
 shares them. NOTE: the address is REMOTE_ADDR, as for sign-in throttling. Behind a reverse proxy every
-client shares the proxy's address, so one client's invalid tokens then lock out all token requests.
+client shares the proxy's address, so one client's invalid tokens then throttle every client's.
 """
 from __future__ import annotations
 
@@ -33,10 +35,10 @@ class TokenLockout(exceptions.Throttled):
 
     def __init__(self, address: str, wait: int) -> None:
         message = ngettext(
-            "Too many requests with an invalid API token came from %(address)s. Try again in %(seconds)s second, "
-            "with a valid token.",
-            "Too many requests with an invalid API token came from %(address)s. Try again in %(seconds)s seconds, "
-            "with a valid token.",
+            "Too many requests with an invalid API token came from %(address)s. Use a valid token, or try again "
+            "in %(seconds)s second.",
+            "Too many requests with an invalid API token came from %(address)s. Use a valid token, or try again "
+            "in %(seconds)s seconds.",
             wait,
         ) % {"address": address, "seconds": wait}
         super().__init__(detail=message)
@@ -54,7 +56,7 @@ def clear_failures(address: str) -> None:
 
 
 class ThrottledTokenAuthentication(TokenAuthentication):
-    """DRF's token authentication, rejecting token requests from an address that has sent too many invalid tokens."""
+    """DRF token authentication that returns 429 for invalid tokens from an address that has sent too many."""
 
     def authenticate(self, request):
         limit = settings.API_TOKEN_FAILURE_LIMIT
@@ -62,10 +64,10 @@ class ThrottledTokenAuthentication(TokenAuthentication):
             return super().authenticate(request)
 
         address = request.META.get("REMOTE_ADDR", "")
-        _check_lockout(address, limit)
         try:
             return super().authenticate(request)
         except exceptions.AuthenticationFailed:
+            _check_lockout(address, limit)
             _count_failure(address, limit)
             raise
 

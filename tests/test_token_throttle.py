@@ -66,10 +66,11 @@ def test_invalid_tokens_lock_out_address(token, throttle_log):
     assert locked.status_code == 429
     assert 55 <= int(locked["Retry-After"]) <= 60
     assert locked.json() == {
-        "detail": f"Too many requests with an invalid API token came from {ATTACKER}. Try again in "
-        f"{locked['Retry-After']} seconds, with a valid token."
+        "detail": f"Too many requests with an invalid API token came from {ATTACKER}. Use a valid token, or try "
+        f"again in {locked['Retry-After']} seconds."
     }
-    assert valid_while_locked.status_code == 429
+    # Another client at the same address, such as a script behind the same NAT gateway, keeps working.
+    assert valid_while_locked.status_code == 200
     warnings = [record.getMessage() for record in throttle_log if record.levelno == logging.WARNING]
     assert warnings == [f"API token requests from {ATTACKER} locked out for 60 s after 3 invalid tokens"]
     assert all(token.key not in record.getMessage() for record in throttle_log)
@@ -105,11 +106,10 @@ def test_lockout_ends_with_window(lockout_settings, token):
     lockout_settings.API_TOKEN_FAILURE_WINDOW_MINUTES = 2 / 60
     for _attempt in range(3):
         call("not-a-valid-token", ATTACKER)
-    assert call(token.key, ATTACKER).status_code == 429
+    assert call("not-a-valid-token", ATTACKER).status_code == 429
 
     time.sleep(2.5)
 
-    assert call(token.key, ATTACKER).status_code == 200
     assert call("not-a-valid-token", ATTACKER).status_code == 401
 
 
