@@ -12,9 +12,9 @@ from graphsync.models import DirectoryUser, Sku, Tenant, UserLicense
 
 from .models import LicenseInterval
 
-# States in which a user does not occupy a seat: a reservation not yet confirmed by Graph, and a
-# group assignment that failed (for example CountViolation).
-NOT_HOLDING_STATES = [LicenseState.PENDING, LicenseState.ERROR]
+# States in which a user does not hold the license: a reservation not yet confirmed by Graph (pending,
+# or unconfirmed after a lost response), and a group assignment that failed (for example CountViolation).
+NOT_HOLDING_STATES = [LicenseState.PENDING, LicenseState.ASSIGNMENT_UNCONFIRMED, LicenseState.ERROR]
 
 
 def open_interval(user: DirectoryUser, sku: Sku, at: datetime | None = None) -> LicenseInterval:

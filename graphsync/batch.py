@@ -139,6 +139,8 @@ def _send_one_batch(client: GraphClient, batch: list[BatchRequest], max_attempts
         response = client.request(
             "POST", "$batch", json={"requests": [_request_json(r, pending, client_request_ids) for r in pending]},
             cost=len(pending),
+            # A batch of reads can be sent again whatever happened to the last attempt.
+            retry_when_sent=all(request.method.upper() == "GET" for request in pending),
         )
         answers = _answers_by_id(response.body, pending)
         attempt_results = {

@@ -24,13 +24,24 @@ class CapabilityStatus(models.TextChoices):
 
 
 class LicenseState(models.TextChoices):
-    """``licenseAssignmentStates.state`` plus the portal's own reservation state."""
+    """``licenseAssignmentStates.state`` plus the portal's own states.
+
+    The portal's states: a seat reserved while Graph is called, and an assignment or removal whose
+    outcome is unknown because the connection failed after the request was sent and reading the
+    user's licenses back failed too. An unconfirmed row keeps its seat until a sync settles it.
+    """
 
     PENDING = "Pending", _("Pending (reserved by the portal)")
+    ASSIGNMENT_UNCONFIRMED = "AssignmentUnconfirmed", _("Assignment unconfirmed (the next sync settles it)")
+    REMOVAL_UNCONFIRMED = "RemovalUnconfirmed", _("Removal unconfirmed (the next sync settles it)")
     ACTIVE = "Active", _("Active")
     ACTIVE_WITH_ERROR = "ActiveWithError", _("Active with error")
     DISABLED = "Disabled", _("Disabled")
     ERROR = "Error", _("Error")
+
+
+# States a sync must neither overwrite nor delete from Graph's listing; it settles them first.
+UNCONFIRMED_STATES = (LicenseState.ASSIGNMENT_UNCONFIRMED, LicenseState.REMOVAL_UNCONFIRMED)
 
 
 class LicenseOrigin(models.TextChoices):

@@ -35,6 +35,10 @@ MAX_ATTEMPTS = 5
 MAX_THROTTLED_RETRIES = 10
 MAX_RETRY_AFTER_SECONDS = 120.0
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+# Methods whose repetition leaves Graph as one request would: reads, and writes that set a state rather
+# than add to it (Graph's PATCH replaces the properties sent). A POST is retried after a failure that may
+# have come after Graph received it only when its caller says so, because Graph may have applied it.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 
 # Plain-words causes of a failed connection, shown to administrators. The transport's own error text
 # goes to the log only.
@@ -226,13 +230,23 @@ class GraphClient:
         json: Any = None,
         headers: dict | None = None,
         cost: float | None = None,
+        retry_when_sent: bool | None = None,
+        timeout: float | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> GraphResponse:
         """Send one request within the tenant's throttling budget, retrying 429, 5xx and connection failures.
 
         ``cost`` is the request's resource units, estimated from the path when not given. A 429's
-        Retry-After pauses every worker that shares the tenant's budget. Raises a GraphError subclass
-        when Graph rejects the request or the retries are spent.
+        Retry-After pauses every worker that shares the tenant's budget. A connection failure or cut-off
+        response that may have come after Graph received the request is retried only with
+        ``retry_when_sent``, which defaults to True for ``IDEMPOTENT_METHODS``; otherwise it raises
+        GraphConnectionError at once, so the caller can read back what Graph holds. ``timeout`` (seconds,
+        default ``GRAPH_TIMEOUT_SECONDS``) and ``max_attempts`` apply to each attempt and to 5xx and
+        connection failures. Raises a GraphError subclass when Graph rejects the request or the retries
+        are spent.
         """
+        if retry_when_sent is None:
+            retry_when_sent = method.upper() in IDEMPOTENT_METHODS
         url = self._url(path_or_url)
         units = resource_units(method, url, params) if cost is None else cost
         failures = 0
@@ -250,13 +264,13 @@ class GraphClient:
             request_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
             try:
                 response = self.session.request(
-                    method, url, params=params, json=json, headers=request_headers, timeout=self.timeout
+                    method, url, params=params, json=json, headers=request_headers, timeout=timeout or self.timeout
                 )
             except requests.RequestException as exc:
                 failures += 1
                 reason, sent = classify_transport_error(exc)
                 maybe_sent = maybe_sent or sent
-                if failures >= MAX_ATTEMPTS:
+                if failures >= max_attempts or (sent and not retry_when_sent):
                     logger.warning(
                         "Graph %s %s for tenant %s failed after %s attempts (request may have been sent: %s): %r",
                         method, url, self.tenant.tenant_id, failures, maybe_sent, exc,
@@ -291,7 +305,9 @@ class GraphClient:
                 )
                 self.throttle.pause(self.throttle_key, delay)
                 continue
-            if status in RETRYABLE_STATUSES and status != 429 and failures + 1 < MAX_ATTEMPTS:
+            # NOTE: a write answered 500, 502 or 504 may have been applied all the same, and is retried
+            # like any other request; only failures without a response are left to the caller.
+            if status in RETRYABLE_STATUSES and status != 429 and failures + 1 < max_attempts:
                 failures += 1
                 delay = parse_retry_after(response.headers.get("Retry-After"), self._backoff(failures))
                 logger.warning(
@@ -306,7 +322,7 @@ class GraphClient:
                 # A success status with a cut-off JSON body means the connection dropped mid-response.
                 failures += 1
                 maybe_sent = True
-                if failures >= MAX_ATTEMPTS:
+                if failures >= max_attempts or not retry_when_sent:
                     logger.warning(
                         "Graph %s %s for tenant %s returned incomplete bodies %s times: %s",
                         method, url, self.tenant.tenant_id, failures, exc.detail,
@@ -382,4 +398,29 @@ class GraphClient:
     # Operations the product uses
 
     def assign_license(self, user_id: str, *, add: list[dict], remove: list[str]) -> GraphResponse:
-        return self.post(f"users/{user_id}/assignLicense", {"addLicenses": add, "removeLicenses": remove})
+        """Send ``POST users/{id}/assignLicense``, without a retry once Graph may have received it.
+
+        Repeating an applied addLicenses leaves the same licenses, but repeating an applied
+        removeLicenses fails with 400 "User does not have a corresponding license", and either repeat can
+        undo a change made in between by someone else. A GraphConnectionError with ``request_sent`` set
+        therefore means the outcome is unknown: read the user's licenses back with ``read_user_licenses``.
+        """
+        return self.request(
+            "POST", f"users/{user_id}/assignLicense", json={"addLicenses": add, "removeLicenses": remove},
+            retry_when_sent=False,
+        )
+
+    def read_user_licenses(self, user_id: str, *, timeout: float, max_attempts: int = 2) -> list[dict]:
+        """Return the user's ``licenseAssignmentStates`` as Graph holds them now.
+
+        ``timeout`` (seconds) limits each attempt, so a person waiting for an assignment is answered
+        soon. Raises GraphNotFoundError when the user no longer exists, and other GraphErrors as
+        ``request`` does.
+        """
+        body = self.request(
+            "GET", f"users/{user_id}", params={"$select": "id,assignedLicenses,licenseAssignmentStates"},
+            timeout=timeout, max_attempts=max_attempts,
+        ).body
+        if not isinstance(body, dict):
+            raise GraphError(f"GET users/{user_id} returned no user object; is the Graph base URL right?")
+        return list(body.get("licenseAssignmentStates") or [])

@@ -20,7 +20,7 @@ from datetime import datetime
 from django.db import connection
 from django.utils import timezone
 
-from .choices import LicenseOrigin, LicenseState
+from .choices import UNCONFIRMED_STATES, LicenseOrigin, LicenseState
 from .models import DirectoryUser, Sku, Tenant, UserLicense
 
 logger = logging.getLogger(__name__)
@@ -246,7 +246,8 @@ class UserStage:
 
         Users missing from the stage are marked deleted. License rows missing from it are removed,
         except those the portal reserved after ``started_at`` (Graph was read before they were made)
-        and pending reservations made after ``stale_before``.
+        and pending reservations made after ``stale_before``. Rows in ``UNCONFIRMED_STATES`` are left
+        as they are, for the next sync's settlement to audit.
         """
         with connection.cursor() as cursor:
             self._drop_repeats(cursor)
@@ -352,8 +353,9 @@ class UserStage:
             f"AND NOT EXISTS (SELECT 1 FROM {STAGE_RESOLVED} AS wanted WHERE wanted.user_pk = held.user_id "
             "AND wanted.sku_pk = held.sku_id AND wanted.assigned_by_group = held.assigned_by_group) "
             "AND NOT (held.reserved_at IS NOT NULL AND held.reserved_at >= %s) "
-            "AND NOT (held.state = %s AND held.reserved_at IS NOT NULL AND held.reserved_at >= %s)",
-            [tenant, started_at, LicenseState.PENDING, stale_before],
+            "AND NOT (held.state = %s AND held.reserved_at IS NOT NULL AND held.reserved_at >= %s) "
+            f"AND held.state NOT IN ({', '.join(['%s'] * len(UNCONFIRMED_STATES))})",
+            [tenant, started_at, LicenseState.PENDING, stale_before, *UNCONFIRMED_STATES],
         )
         self.rows_written += cursor.rowcount
         cursor.execute(*self._licenses_insert(STAGE_RESOLVED, [], timezone.now()))
@@ -376,8 +378,10 @@ class UserStage:
                 "(state, error, disabled_plans, last_updated) = "
                 "(EXCLUDED.state, EXCLUDED.error, EXCLUDED.disabled_plans, EXCLUDED.last_updated) "
                 "WHERE (held.state, held.error, held.disabled_plans, held.last_updated) IS DISTINCT FROM "
-                "(EXCLUDED.state, EXCLUDED.error, EXCLUDED.disabled_plans, EXCLUDED.last_updated)"
+                "(EXCLUDED.state, EXCLUDED.error, EXCLUDED.disabled_plans, EXCLUDED.last_updated) "
+                f"AND held.state NOT IN ({', '.join(['%s'] * len(UNCONFIRMED_STATES))})"
             )
+            params = [*params, *UNCONFIRMED_STATES]
         return sql, [self.tenant.pk, LicenseOrigin.EXTERNAL, now, *params]
 
 

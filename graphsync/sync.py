@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 
 from . import catalog
 from .bulk_upsert import upsert
-from .choices import LicenseState, SyncKind, SyncStatus
+from .choices import UNCONFIRMED_STATES, LicenseState, SyncKind, SyncStatus
 from .client import GraphClient, forget_user_count
 from .errors import GraphError, GraphPermissionError
 from .locks import tenant_sync_lock
@@ -351,7 +351,8 @@ def write_licenses(tenant: Tenant, users: list[dict], started_at, *, only_listed
 
     ``users`` lists every user Graph returned and rows of other users are removed, unless
     ``only_listed_users`` is set: then only the rows of the listed users change. Rows the portal
-    reserved or confirmed after this run began are kept: Graph was read before they were made.
+    reserved or confirmed after this run began are kept: Graph was read before they were made. Rows in
+    ``UNCONFIRMED_STATES`` are kept as they are, for the next run's settlement to audit.
     """
     user_pks = dict(DirectoryUser.objects.filter(tenant=tenant).values_list("user_id", "pk"))
     sku_pks = dict(Sku.objects.filter(tenant=tenant).values_list("sku_id", "pk"))
@@ -398,6 +399,9 @@ def write_licenses(tenant: Tenant, users: list[dict], started_at, *, only_listed
     stale_before = started_at - STALE_RESERVATION_AGE
     to_delete = []
     for pk, user_pk, sku_pk, source, state, reserved_at in existing:
+        if state in UNCONFIRMED_STATES:
+            wanted.pop((user_pk, sku_pk, source), None)
+            continue
         if (user_pk, sku_pk, source) in wanted:
             continue
         if reserved_at and reserved_at >= started_at:
@@ -447,6 +451,7 @@ def run_sync(run: SyncRun, progress_callback: ProgressCallback | None = None) ->
         logger.info("Sync run %s (%s) of tenant %s started", run.pk, run.kind, tenant.tenant_id)
         progress = SyncProgress(run, progress_callback)
         try:
+            _settle_unconfirmed(run)
             if run.kind == SyncKind.INCREMENTAL:
                 _run_incremental_or_full(run, progress)
             else:
@@ -470,6 +475,25 @@ def run_sync(run: SyncRun, progress_callback: ProgressCallback | None = None) ->
         (run.finished_at - run.started_at).total_seconds(),
     )
     return run
+
+
+def _settle_unconfirmed(run: SyncRun) -> None:
+    """Settle license changes whose outcome is unknown from Graph, before the run reads the tenant.
+
+    When Graph cannot be read, the rows stay unconfirmed and this run leaves them as they are.
+    """
+    from pools.unconfirmed import settle_unconfirmed_licenses
+
+    try:
+        settled = settle_unconfirmed_licenses(run.tenant)
+    except GraphError as exc:
+        logger.warning(
+            "Sync run %s of tenant %s: unconfirmed license changes could not be read back and stay unsettled: %s",
+            run.pk, run.tenant.tenant_id, exc,
+        )
+        return
+    if settled:
+        logger.info("Sync run %s of tenant %s settled %s unconfirmed license changes", run.pk, run.tenant.tenant_id, settled)
 
 
 def _run_incremental_or_full(run: SyncRun, progress: SyncProgress) -> None:

@@ -271,6 +271,9 @@ CELERY_BEAT_SCHEDULE = {
 # CA bundle for the Graph emulator's HTTPS endpoints; empty means the system trust store.
 GRAPH_CA_BUNDLE = os.environ.get("GRAPH_CA_BUNDLE", "")
 GRAPH_TIMEOUT_SECONDS = float(os.environ.get("GRAPH_TIMEOUT_SECONDS", "30"))
+# Seconds per attempt for reading a user's licenses back after an assignment or removal lost its
+# response. A person is waiting for the answer, so it is shorter than GRAPH_TIMEOUT_SECONDS.
+GRAPH_READBACK_TIMEOUT_SECONDS = float(os.environ.get("GRAPH_READBACK_TIMEOUT_SECONDS", "5"))
 # Graph throttling budget per tenant, shared by every worker through this Redis URL (empty: the Celery
 # broker's Redis; without either, each process keeps its own). When the rate and burst are unset, they
 # follow Graph's directory limit for the tenant's size (3,500, 5,000 or 8,000 resource units per

@@ -38,7 +38,7 @@ from rbac.choices import Action
 
 from .audit import record_event
 from .choices import AuditAction, BulkItemStatus, BulkJobKind, BulkJobStatus, Outcome
-from .exceptions import AssignmentRejected, GraphRejected, PoolsError
+from .exceptions import AssignmentRejected, GraphRejected, OutcomeUnknown, PoolsError
 from .models import AuditEvent, BulkJob, BulkJobItem, Pool
 from .normalization import is_invisible
 from .seats import release_unit, take_unit
@@ -528,6 +528,10 @@ def _process_item(job: BulkJob, item: BulkJobItem, *, retry_transient: bool) -> 
             "upn": item.user_principal_name, "pool": str(job.pool)
         }
         _finish_item(item, BulkItemStatus.REJECTED, message)
+        return
+    except OutcomeUnknown as exc:
+        # Sending the change again could undo one made meanwhile; the next sync settles this user.
+        _finish_item(item, BulkItemStatus.FAILED, exc.message, exc.request_id)
         return
     except GraphRejected as exc:
         if retry_transient and isinstance(exc.__cause__, TRANSIENT_GRAPH_ERRORS):

@@ -62,7 +62,7 @@ def unresolved_drift(tenant: Tenant, pool_ids: list[int] | None = None) -> Query
         drift_resolution="",
         first_seen_at__gt=baseline,
         user__is_deleted=False,
-    ).exclude(state__in=[*stock.SEAT_FREE_STATES, LicenseState.PENDING])
+    ).exclude(state__in=[*stock.SEAT_FREE_STATES, LicenseState.PENDING, LicenseState.ASSIGNMENT_UNCONFIRMED])
     if pool_ids is not None:
         rows = rows.filter(user__pool_id__in=pool_ids)
     return rows

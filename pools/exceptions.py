@@ -19,5 +19,13 @@ class GraphRejected(PoolsError):
         self.request_id = request_id
 
 
+class OutcomeUnknown(GraphRejected):
+    """The connection failed after Graph may have applied the change, and reading it back failed too.
+
+    The license row stays in an unconfirmed state, holding its seat, until the next sync settles it.
+    Sending the change again is left to the person, after that sync.
+    """
+
+
 class AllotmentError(PoolsError):
     """An allotment would break a stock or level-2 limit."""

@@ -92,3 +92,72 @@ def describe_graph_error(error: GraphError, *, user: str, sku: str) -> str:
     if error.request_id:
         graph_part += " " + str(_("(request ID {request_id})")).format(request_id=error.request_id)
     return f"{str(advice).format(user=user, sku=sku)} {graph_part}"
+
+
+# Outcomes of reading a user's licenses back after the connection failed once the request was sent.
+
+def _lost_response(error: GraphConnectionError) -> str:
+    return str(_("The connection to Microsoft Graph at {host} failed after the request was sent: {reason}.")).format(
+        host=error.host, reason=error.reason
+    )
+
+
+def describe_assignment_confirmed() -> str:
+    """Return the audit note of an assignment that reading the user's licenses back confirmed."""
+    return str(_("The connection to Microsoft Graph failed after the request was sent; reading the user's "
+                 "licenses back confirmed the assignment."))
+
+
+def describe_assignment_not_made(error: GraphConnectionError, *, user: str, sku: str) -> str:
+    return f"{_lost_response(error)} " + str(
+        _("Reading {user}'s licenses back showed that {sku} was not assigned, so nothing was changed and the "
+          "seat was released. Try again.")
+    ).format(user=user, sku=sku)
+
+
+def describe_assignment_unknown(error: GraphConnectionError, *, user: str, sku: str, read_failed: bool = True) -> str:
+    """Return the message of an assignment that may have been made; ``read_failed`` False means other plans were found."""
+    if read_failed:
+        found = _("Reading {user}'s licenses back failed too, so whether {user} now holds {sku} is unknown.")
+    else:
+        found = _("Reading {user}'s licenses back found {sku} with other disabled service plans than requested, "
+                  "so whether this request was applied is unknown.")
+    settle = _("The seat stays reserved as an unconfirmed assignment, and the next sync settles it from what "
+               "Microsoft 365 holds. Check the user after that sync instead of assigning again.")
+    return f"{_lost_response(error)} {str(found).format(user=user, sku=sku)} {settle}"
+
+
+def describe_removal_confirmed() -> str:
+    """Return the audit note of a removal that reading the user's licenses back confirmed."""
+    return str(_("The connection to Microsoft Graph failed after the request was sent; reading the user's "
+                 "licenses back confirmed the removal."))
+
+
+def describe_removal_not_made(error: GraphConnectionError, *, user: str, sku: str) -> str:
+    return f"{_lost_response(error)} " + str(
+        _("Reading {user}'s licenses back showed that {user} still holds {sku}, so nothing was changed. "
+          "Try again.")
+    ).format(user=user, sku=sku)
+
+
+def describe_removal_unknown(error: GraphConnectionError, *, user: str, sku: str) -> str:
+    return f"{_lost_response(error)} " + str(
+        _("Reading {user}'s licenses back failed too, so whether {sku} was removed is unknown. The portal "
+          "keeps counting the seat as an unconfirmed removal, and the next sync settles it from what "
+          "Microsoft 365 holds. Check the user after that sync instead of revoking again.")
+    ).format(user=user, sku=sku)
+
+
+def describe_sync_settlement(*, removal: bool, held: bool) -> str:
+    """Return the audit note of an unconfirmed assignment or removal that a sync settled."""
+    if removal and held:
+        return str(_("A sync found that the user still holds the license in Microsoft 365: the removal whose "
+                     "outcome was unknown was not made."))
+    if removal:
+        return str(_("A sync found the license gone from Microsoft 365: the removal whose outcome was unknown "
+                     "was made."))
+    if held:
+        return str(_("A sync found the license in Microsoft 365: the assignment whose outcome was unknown was "
+                     "made through the portal."))
+    return str(_("A sync found no such license in Microsoft 365: the assignment whose outcome was unknown was "
+                 "not made, and its seat was released."))

@@ -25,7 +25,7 @@ from graphsync.models import DirectoryUser, Sku, UserLicense
 from . import bulk, recovery, services
 from .audit import record_event
 from .choices import AuditAction, BulkItemStatus, BulkJobKind, Outcome
-from .exceptions import AssignmentRejected, GraphRejected
+from .exceptions import AssignmentRejected, GraphRejected, OutcomeUnknown
 from .models import BulkJob, BulkJobItem, Pool
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,9 @@ def process_item(job: BulkJob, item: BulkJobItem, *, retry_transient: bool) -> N
                 "user": user.user_principal_name, "pool": str(job.pool)
             }
             _record(item, held.sku, LicenseStatus.REJECTED, message)
+        except OutcomeUnknown as exc:
+            # The license stays counted as an unconfirmed removal, which the next sync settles.
+            _record(item, held.sku, LicenseStatus.FAILED, exc.message, request_id=exc.request_id)
         except GraphRejected as exc:
             if retry_transient and isinstance(exc.__cause__, bulk.TRANSIENT_GRAPH_ERRORS):
                 # Graph may have applied the removal before it failed, so the license stays in progress

@@ -42,8 +42,9 @@ from .services import revoke_license
 logger = logging.getLogger(__name__)
 
 MAX_EXEMPTION_REASON_LENGTH = 500
-# A license in these states occupies no seat: a group assignment that failed, or a reservation in progress.
-NO_SEAT_STATES = (LicenseState.PENDING, "Error")
+# A license in these states is not reclaimable: a group assignment that failed, or a reservation in progress
+# or awaiting a sync to confirm it.
+NO_SEAT_STATES = (LicenseState.PENDING, LicenseState.ASSIGNMENT_UNCONFIRMED, "Error")
 
 # Tenant-wide and pool permissions that let a user reclaim seats and manage exemptions; license operators
 # only assign and revoke.

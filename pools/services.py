@@ -14,15 +14,14 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chargeback.history import close_interval, open_interval
-from graphsync.choices import LicenseOrigin, LicenseState
+from graphsync.choices import UNCONFIRMED_STATES, LicenseState
 from graphsync.client import GraphClient
 from graphsync.errors import GraphError
 from graphsync.models import DirectoryGroup, DirectoryUser, Sku, UserLicense
 from rbac import scoping
 from rbac.choices import Action
 
-from . import pool_names
+from . import pool_names, unconfirmed
 from .audit import record_event
 from .choices import AuditAction, Outcome
 from .exceptions import AllotmentError, AssignmentRejected, GraphRejected
@@ -224,6 +223,17 @@ def _precheck_assignment(user: DirectoryUser, sku: Sku) -> None:
         )
 
 
+def _reject_unconfirmed(user: DirectoryUser, sku: Sku) -> None:
+    """Raise AssignmentRejected while an earlier assignment or removal of the SKU awaits a sync to settle it."""
+    if UserLicense.objects.filter(user=user, sku=sku, assigned_by_group="", state__in=UNCONFIRMED_STATES).exists():
+        raise AssignmentRejected(
+            _("Whether an earlier change of %(sku)s for %(user)s was made in Microsoft 365 is unknown, because the "
+              "connection to Microsoft Graph failed. The next sync settles it; run a sync, then check the user "
+              "before you try again.")
+            % {"user": user.user_principal_name, "sku": sku.name}
+        )
+
+
 def user_service_plans(sku: Sku) -> dict[str, dict]:
     """Map the lower-case ids of the SKU's service plans that apply to users to Graph's plan objects."""
     return {
@@ -324,6 +334,7 @@ def assign_license(
 
     try:
         _precheck_assignment(user, sku)
+        _reject_unconfirmed(user, sku)
         plans = check_disabled_plans(sku, disabled_plans)
         current = _license_to_update(user, sku, plans if disabled_plans is not None else None)
         if current is None:
@@ -355,6 +366,10 @@ def assign_license(
             str(user.user_id), add=[{"skuId": str(sku.sku_id), "disabledPlans": reservation.disabled_plans}], remove=[]
         )
     except GraphError as exc:
+        if unconfirmed.outcome_unknown(exc):
+            reservation = unconfirmed.settle_lost_assignment(exc, reservation=reservation, audit=audit)
+            _evaluate_alerts(user.pool_id, sku.pk)
+            return reservation
         message = describe_graph_error(exc, user=user.user_principal_name, sku=sku.name)
         with transaction.atomic():
             release_unit(reservation)
@@ -369,18 +384,7 @@ def assign_license(
         raise GraphRejected(message, graph_message=exc.message, request_id=exc.request_id) from exc
 
     with transaction.atomic():
-        reservation.state = LicenseState.ACTIVE
-        reservation.error = "None"
-        reservation.last_updated = timezone.now()
-        # The portal made this assignment, so it is never drift.
-        reservation.origin = LicenseOrigin.PORTAL
-        reservation.first_seen_at = reservation.first_seen_at or reservation.last_updated
-        reservation.save(update_fields=["state", "error", "last_updated", "origin", "first_seen_at"])
-        open_interval(user, sku)
-        record_event(
-            action=AuditAction.LICENSE_ASSIGNED, graph_request_id=response.request_id,
-            after={"skuId": str(sku.sku_id), "disabledPlans": reservation.disabled_plans}, **audit,
-        )
+        unconfirmed.confirm_assignment(reservation, audit=audit, graph_request_id=response.request_id)
     logger.info(
         "Assigned %s to user %s in pool %s (tenant %s, request-id %s)",
         sku.part_number, user.user_id, pool.pk, pool.tenant.tenant_id, response.request_id,
@@ -424,6 +428,7 @@ def revoke_license(
             raise AssignmentRejected(
                 _("%(user)s does not hold %(sku)s.") % {"user": user.user_principal_name, "sku": sku.name}
             )
+        _reject_unconfirmed(user, sku)
         if direct.state == LicenseState.PENDING:
             raise AssignmentRejected(
                 _("An assignment of %(sku)s to %(user)s is still in progress; try again in a moment.")
@@ -438,6 +443,12 @@ def revoke_license(
     try:
         response = GraphClient(pool.tenant).assign_license(str(user.user_id), add=[], remove=[str(sku.sku_id)])
     except GraphError as exc:
+        if unconfirmed.outcome_unknown(exc):
+            event = unconfirmed.settle_lost_removal(
+                exc, direct=direct, audit=audit, action=audit_action, details=details, message=audit_message
+            )
+            _evaluate_alerts(user.pool_id, sku.pk)
+            return event
         message = describe_graph_error(exc, user=user.user_principal_name, sku=sku.name)
         record_event(
             action=audit_action, outcome=Outcome.FAILED, message=message, before=details or None,
@@ -446,13 +457,9 @@ def revoke_license(
         raise GraphRejected(message, graph_message=exc.message, request_id=exc.request_id) from exc
 
     with transaction.atomic():
-        Sku.objects.select_for_update().get(pk=sku.pk)
-        release_unit(direct)
-        if not UserLicense.objects.filter(user=user, sku=sku).exclude(state="Error").exists():
-            close_interval(user, sku)
-        event = record_event(
-            action=audit_action, graph_request_id=response.request_id, message=audit_message,
-            before={"skuId": str(sku.sku_id), "disabledPlans": direct.disabled_plans, **details}, **audit,
+        event = unconfirmed.complete_removal(
+            direct, audit=audit, action=audit_action, details=details, message=audit_message,
+            graph_request_id=response.request_id,
         )
     logger.info(
         "Revoked %s from user %s in pool %s (tenant %s, request-id %s)",

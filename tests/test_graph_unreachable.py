@@ -116,12 +116,13 @@ def test_closed_after_request_may_be_sent(tenant):
 
 
 def test_closed_then_refused_may_be_sent(tenant):
-    # The first attempt reached the server, so the refused retries that follow cannot undo it.
+    # The first attempt reached the server, so the refused retries that follow cannot undo it. A read is
+    # retried after a lost response; a POST such as assignLicense is not.
     server = ClosingServer(connections=1)
     point_graph_at(tenant, server.port)
 
     with pytest.raises(GraphConnectionError) as caught:
-        GraphClient(tenant).post("users/someone/assignLicense", {"addLicenses": [], "removeLicenses": []})
+        GraphClient(tenant).get("users/someone")
     server.close()
 
     assert len(server.requests) == 1
@@ -219,11 +220,14 @@ def test_assign_with_connection_dropped(emulator, synced_tenant, pool, manager, 
     with pytest.raises(GraphRejected) as caught:
         assign_license(acting_user=manager, pool=pool, user=user, sku=sku)
 
+    # Every request is dropped, so reading the user's licenses back fails too and the outcome stays unknown.
     message = caught.value.message
+    upn = user.user_principal_name
     assert message == (
         f"The connection to Microsoft Graph at {host} failed after the request was sent: the connection was "
-        f"closed before a response arrived. The change for {user.user_principal_name} may or may not have been "
-        "made in Microsoft 365. Run a sync to see the user's current state, then try again if the change is missing."
+        f"closed before a response arrived. Reading {upn}'s licenses back failed too, so whether {upn} now holds "
+        f"{sku.name} is unknown. The seat stays reserved as an unconfirmed assignment, and the next sync settles "
+        "it from what Microsoft 365 holds. Check the user after that sync instead of assigning again."
     )
     assert_no_transport_text(message)
     assert_no_transport_text(caught.value.graph_message)

@@ -1,7 +1,11 @@
 """Injected faults for Graph requests and the per-run throttling settings.
 
 Faults: throttling, server errors, latency, dropped connections and a failing
-page of the users listing, each at a set rate or position.
+page of the users listing, each at a set rate or position. A dropped connection
+is closed without a response: `dropRate` drops any Graph request before it is
+served, `dropWriteRate` drops a write (POST, PATCH, PUT or DELETE, but not $batch)
+before it is applied, and `dropAfterWriteRate` applies a write and then drops its response,
+as when a connection fails after Graph made the change.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class FaultSettings:
     unavailable_rate: float = 0.0
     latency_ms: int = 0
     drop_rate: float = 0.0
+    drop_write_rate: float = 0.0
+    drop_after_write_rate: float = 0.0
     fail_page: int | None = None
     fail_page_mode: str = "once"
     throttle_enabled: bool = True
@@ -54,13 +60,18 @@ JSON_NAMES = {
     "unavailable_rate": "unavailableRate",
     "latency_ms": "latencyMs",
     "drop_rate": "dropRate",
+    "drop_write_rate": "dropWriteRate",
+    "drop_after_write_rate": "dropAfterWriteRate",
     "fail_page": "failPage",
     "fail_page_mode": "failPageMode",
     "throttle_enabled": "throttleEnabled",
     "throttle_scale": "throttleScale",
     "retry_after_format": "retryAfterFormat",
 }
-RATE_FIELDS = {"throttleRate": "throttle_rate", "serverErrorRate": "server_error_rate", "unavailableRate": "unavailable_rate", "dropRate": "drop_rate"}
+RATE_FIELDS = {
+    "throttleRate": "throttle_rate", "serverErrorRate": "server_error_rate", "unavailableRate": "unavailable_rate",
+    "dropRate": "drop_rate", "dropWriteRate": "drop_write_rate", "dropAfterWriteRate": "drop_after_write_rate",
+}
 
 
 def _is_number(value: Any) -> bool:
@@ -136,11 +147,20 @@ class FaultInjector:
     def latency_seconds(self) -> float:
         return self.settings.latency_ms / 1000
 
-    def draw_drop(self) -> bool:
-        """Return True when this request's connection is to be closed without a response."""
+    def draw_drop(self, is_write: bool = False) -> bool:
+        """Return True when this request's connection is to be closed before it is served."""
         with self._lock:
-            rate = self.settings.drop_rate
-            return rate > 0 and self._random.random() < rate
+            if self._roll(self.settings.drop_rate):
+                return True
+            return is_write and self._roll(self.settings.drop_write_rate)
+
+    def draw_drop_after_write(self) -> bool:
+        """Return True when this write, already applied, is to get no response."""
+        with self._lock:
+            return self._roll(self.settings.drop_after_write_rate)
+
+    def _roll(self, rate: float) -> bool:
+        return rate > 0 and self._random.random() < rate
 
     def draw(self) -> GraphError | None:
         """Return the error for this request, or None to serve it normally."""

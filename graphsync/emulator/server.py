@@ -17,6 +17,7 @@ from .app import EmulatorApp
 from .certs import CertificatePaths, ensure_certificates
 from .snapshot import validate_snapshot
 from .state import TenantState
+from .throttling import WRITE_METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,10 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
         body = self.rfile.read(length) if length > 0 else b""
 
         app: EmulatorApp = self.server.app  # type: ignore[assignment]
-        if self.path.startswith("/v1.0/") and app.faults.draw_drop():
+        is_graph = self.path.startswith("/v1.0/")
+        # A $batch is sent as POST but carries its own requests, which these faults leave alone.
+        is_write = is_graph and self.command in WRITE_METHODS and not self.path.lower().startswith("/v1.0/$batch")
+        if is_graph and app.faults.draw_drop(is_write):
             logger.info("Injected a dropped connection for %s %s", self.command, self.path)
             self.close_connection = True
             return
@@ -84,6 +88,10 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
             logger.exception("Unhandled error serving %s %s", self.command, self.path)
             self.close_connection = True
             status, headers, content = "500 Internal Server Error", [("Content-Type", "text/plain")], b"Internal Server Error"
+        if is_write and app.faults.draw_drop_after_write():
+            logger.info("Injected a dropped connection after serving %s %s with %s", self.command, self.path, status)
+            self.close_connection = True
+            return
         code, _, reason = status.partition(" ")
         self.send_response(int(code), reason)
         for name, value in headers:
@@ -103,7 +111,8 @@ class EmulatorServer:
 
     The control interface under /_emulator/ is enabled only when `control_token` is given.
     `faults` sets the initial fault and throttling settings with the keys that
-    POST /_emulator/faults takes, for example {"throttleScale": 0.01, "dropRate": 0.1}.
+    POST /_emulator/faults takes, for example {"throttleScale": 0.01, "dropRate": 0.1}; see
+    `faults` for the kinds of dropped connection.
     """
 
     def __init__(
