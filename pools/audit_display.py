@@ -17,16 +17,19 @@ from django.utils.translation import gettext_lazy
 from graphsync.models import Sku, Tenant
 from rbac.choices import Role
 
-from .choices import BulkJobKind, RequestStatus
+from .choices import AuditAction, BulkJobKind, Outcome, RequestStatus
 from .forms_bulk import service_plan_friendly_names
 from .models import AuditEvent
 
 # Labels of the keys that the services write into ``before`` and ``after``. A key missing here is shown as is.
 FIELD_LABELS = {
+    "action": gettext_lazy("Action"),
+    "actor": gettext_lazy("Actor"),
     "allotments": gettext_lazy("Allotments by pool ID"),
     "assignments": gettext_lazy("Assignments"),
     "attribute": gettext_lazy("Attribute"),
     "authority": gettext_lazy("Sign-in authority"),
+    "channel": gettext_lazy("Channel"),
     "client_id": gettext_lazy("Client ID"),
     "consumption": gettext_lazy("Consumption"),
     "count": gettext_lazy("Count"),
@@ -34,6 +37,8 @@ FIELD_LABELS = {
     "defaultUsageLocation": gettext_lazy("Default usage location"),
     "disabledPlans": gettext_lazy("Disabled service plans"),
     "effective_from": gettext_lazy("Effective from"),
+    "format": gettext_lazy("Format"),
+    "from": gettext_lazy("From"),
     "id": gettext_lazy("ID"),
     "is_active": gettext_lazy("Active"),
     "job": gettext_lazy("Bulk job"),
@@ -46,6 +51,7 @@ FIELD_LABELS = {
     "monthly_price": gettext_lazy("Monthly price"),
     "name": gettext_lazy("Name"),
     "other": gettext_lazy("Other"),
+    "outcome": gettext_lazy("Outcome"),
     "permission": gettext_lazy("Permission"),
     "pool": gettext_lazy("Pool"),
     "poolId": gettext_lazy("Pool ID"),
@@ -71,6 +77,7 @@ FIELD_LABELS = {
     "sync_run": gettext_lazy("Sync run"),
     "target": gettext_lazy("Target"),
     "tenant_id": gettext_lazy("Tenant ID"),
+    "to": gettext_lazy("To"),
     "unitPrice": gettext_lazy("Unit price"),
     "usageLocation": gettext_lazy("Usage location"),
     "user": gettext_lazy("User"),
@@ -81,6 +88,8 @@ FIELD_LABELS = {
 
 # Keys whose stored values are choice values, shown by their labels.
 CHOICE_LABELS = {
+    "action": dict(AuditAction.choices),
+    "outcome": dict(Outcome.choices),
     "role": dict(Role.choices),
     "kind": dict(BulkJobKind.choices),
     "status": dict(RequestStatus.choices),

@@ -63,6 +63,7 @@ class AuditAction(models.TextChoices):
     LICENSE_RECLAIMED = "license.reclaimed", _("License reclaimed")
     USAGE_LOCATION_SET = "usage_location.set", _("Usage location set")
     BULK_JOB_STARTED = "bulk.started", _("Bulk job started")
+    AUDIT_EXPORTED = "audit.exported", _("Audit trail exported")
 
 
 class Outcome(models.TextChoices):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import urls_alerts, urls_bulk, urls_purchases, urls_recovery, urls_schemes, views
+from . import urls_alerts, urls_audit, urls_bulk, urls_purchases, urls_recovery, urls_schemes, views
 
 app_name = "pools"
 
@@ -8,7 +8,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("tenants/<int:tenant_pk>/", views.tenant_detail, name="tenant"),
     path("tenants/<int:tenant_pk>/sync/", views.tenant_sync, name="tenant_sync"),
-    path("tenants/<int:tenant_pk>/audit/", views.audit_log, name="audit"),
     path("pools/<int:pool_pk>/", views.pool_detail, name="pool"),
     path("pools/<int:pool_pk>/allotments/", views.pool_allot, name="pool_allot"),
     path("pools/<int:pool_pk>/rename/", views.pool_rename, name="pool_rename"),
@@ -19,6 +18,7 @@ urlpatterns = [
 # Each feature keeps its routes in its own module.
 urlpatterns += (
     urls_schemes.urlpatterns
+    + urls_audit.urlpatterns
     + urls_purchases.urlpatterns
     + urls_bulk.urlpatterns
     + urls_alerts.urlpatterns

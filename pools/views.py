@@ -1,4 +1,4 @@
-"""Server-rendered pages: overview, tenant administration, pool page with members, and the audit trail.
+"""Server-rendered pages: overview, tenant administration, and the pool page with members.
 
 Every object comes through ``rbac.scoping``, so an object outside the user's scope raises Http404. POST
 views call ``pools.services``, report the outcome through Django messages and redirect back.
@@ -26,18 +26,16 @@ from rbac import scoping
 from rbac.choices import Action
 
 from . import services, stock
-from .audit_display import add_value_rows
 from .exceptions import PoolsError
 from .forms import (
     AllotmentForm, AssignForm, MemberSearchForm, RenamePoolForm, RevokeForm, SchemeForm, assignable_skus,
 )
-from .models import Allotment, AuditEvent, Pool, PoolScheme
+from .models import Allotment, Pool, PoolScheme
 from .overview import pool_tree, tenants_in_scope
 
 logger = logging.getLogger(__name__)
 
 MEMBERS_PER_PAGE = 50
-AUDIT_EVENTS_PER_PAGE = 50
 SYNC_RUNS_SHOWN = 10
 
 
@@ -107,16 +105,6 @@ def _report_sync_request(request: HttpRequest, run: SyncRun) -> None:
         messages.warning(request, run.error_message)
     else:
         messages.success(request, _("Sync queued. Reload this page to follow its progress."))
-
-
-@login_required
-@require_GET
-def audit_log(request: HttpRequest, tenant_pk: int) -> HttpResponse:
-    tenant = scoping.get_tenant_or_404(request.user, Action.AUDIT, pk=tenant_pk)
-    events = AuditEvent.objects.filter(tenant=tenant).order_by("-occurred_at", "-pk")
-    page = Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page"))
-    add_value_rows(page, tenant)
-    return render(request, "pools/audit_log.html", {"tenant": tenant, "page": page})
 
 
 # Pool page

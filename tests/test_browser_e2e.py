@@ -3,7 +3,7 @@
 A tenant administrator defines a two-level pool scheme and allots 3 seats of a SKU to one pool. The
 pool's manager assigns 3 users, sees the 4th rejected with the numbers shown, revokes one and then
 assigns the 4th. A finance user downloads the chargeback CSV and finds the license-days and cost of
-those assignments.
+those assignments, and the administrator downloads those assignments from the audit trail.
 """
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from django.utils.text import slugify
 from playwright.sync_api import Page, expect
 
 from graphsync.choices import CapabilityStatus, LicenseState
 from graphsync.models import DirectoryUser, Sku, UserLicense
 from pools import stock
-from pools.models import Allotment, Pool, PoolScheme
+from pools.choices import AuditAction
+from pools.models import Allotment, AuditEvent, Pool, PoolScheme
 from pools.normalization import normalize_value
 from rbac.choices import Role
 
@@ -224,3 +226,27 @@ def test_pools_assignment_and_chargeback(
     assert row["License-days"] == "4"
     assert row["Cost"] == f"{expected_cost:.2f}"
     assert row["Currency"] == "EUR"
+    sign_out(page)
+
+    # The administrator filters the audit trail to successful assignments and downloads them as CSV.
+    sign_in(page, base_url, "central-it")
+    page.locator("main").get_by_role("link", name="Audit trail").click()
+    page.get_by_label("Action").select_option(label="License assigned")
+    page.get_by_label("Outcome").select_option(label="Succeeded")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_text("4 events, newest first.")).to_be_visible()
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download CSV").click()
+    download = download_info.value
+    assert download.suggested_filename == f"audit-{slugify(tenant.name)}-{today}-to-{today}.csv"
+    content = Path(download.path()).read_bytes().decode("utf-8")
+    assert content.startswith("\ufeff")
+    audit_rows = list(csv.DictReader(io.StringIO(content.removeprefix("\ufeff"))))
+    assert sorted(row["Target"] for row in audit_rows) == sorted(user.user_principal_name for user in candidate.users)
+    assert {(row["Actor"], row["Action code"], row["Outcome"], row["SKU"]) for row in audit_rows} == {
+        ("unit-manager", "license.assigned", "succeeded", sku.part_number)
+    }
+    exports = AuditEvent.objects.filter(action=AuditAction.AUDIT_EXPORTED, tenant=tenant)
+    assert [(event.actor_name, event.after) for event in exports] == [
+        ("central-it", {"format": "csv", "channel": "web", "action": "license.assigned", "outcome": "succeeded"})
+    ]
