@@ -147,7 +147,7 @@ def test_sync_needs_admin(api, synced_tenant, sales, make_portal_user):
 
     response = api.post(f"/api/v1/tenants/{synced_tenant.pk}/sync/")
 
-    assert response.status_code == 404
+    assert response.status_code == 403
     assert not SyncRun.objects.filter(requested_by__username="manager").exists()
 
 

@@ -13,7 +13,7 @@ from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
 from conftest import sync_now
-from graphsync.models import DirectoryUser, Sku, Tenant, UserLicense
+from graphsync.models import DirectoryUser, Sku, SyncRun, Tenant, UserLicense
 from pools.models import Allotment, AuditEvent, Pool
 from pools.services import set_allotment, set_scheme
 from rbac.choices import Action, Role
@@ -260,7 +260,9 @@ def test_operator_cannot_set_allotment_or_sync(make_portal_user, setup):
     synced = api.post(f"/api/v1/tenants/{setup['x'].pk}/sync/")
 
     assert allotted.status_code == 403
-    assert synced.status_code == 404
+    assert synced.status_code == 403
+    assert synced.json()["detail"].startswith("Only tenant administrators start a sync")
+    assert not SyncRun.objects.filter(tenant=setup["x"], status="queued").exists()
 
 
 def test_anonymous_rejected(setup):

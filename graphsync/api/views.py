@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -18,7 +19,7 @@ from pools.audit import record_event
 from pools.choices import AuditAction
 from pools.stock import tenant_stock
 from rbac.choices import Action
-from rbac.scoping import get_tenant_or_404, tenants_for
+from rbac.scoping import can_administer_tenant, get_tenant_or_404, tenants_for
 
 from .serializers import SkuStockSerializer, SyncRunSerializer, TenantSerializer
 
@@ -48,7 +49,14 @@ class TenantViewSet(NamedNotFoundMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses={202: SyncRunSerializer}, summary="Queue a full sync")
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, pk: str) -> Response:
-        tenant = get_tenant_or_404(request.user, Action.ADMINISTER, pk=pk)
+        # Someone who may see the tenant gets 403 with the reason. Anyone else gets 404, which reveals no
+        # tenant outside their scope.
+        tenant = self.get_object()
+        if not can_administer_tenant(request.user, tenant):
+            raise PermissionDenied(
+                _("Only tenant administrators start a sync, and you are not one in %(tenant)s. Ask a tenant "
+                  "administrator, or wait for the scheduled sync.") % {"tenant": tenant.name}
+            )
         with transaction.atomic():
             run = request_sync(tenant, acting_user=request.user)
             record_event(
