@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -105,8 +107,55 @@ def forget_user_count(tenant_pk: int) -> None:
     _user_counts.pop(tenant_pk, None)
 
 
+# Clients of one thread share a session per tenant connection, so that consecutive requests reuse an open
+# connection instead of paying for a new TCP and TLS handshake each time. A session left unused for
+# longer than this is replaced: servers close idle connections, and a request sent on a connection
+# the server is closing fails after it may have been received, which leaves a write's outcome unknown.
+# Graph's idle limit is not documented, so this stays well under the minutes that load balancers allow.
+SESSION_IDLE_SECONDS = 30.0
+
+_thread_sessions = threading.local()
+
+
+@dataclass
+class _PooledSession:
+    session: requests.Session
+    last_used: float
+
+
+def shared_session(tenant: Tenant) -> requests.Session:
+    """Return this thread's session for the tenant connection, opening a new one after an idle spell."""
+    pooled = _thread_sessions.__dict__.setdefault("by_key", {})
+    key = (tenant.pk, tenant.ca_bundle or settings.GRAPH_CA_BUNDLE)
+    now = time.monotonic()
+    entry = pooled.get(key)
+    if entry is not None and now - entry.last_used > SESSION_IDLE_SECONDS:
+        entry.session.close()
+        entry = None
+    if entry is None:
+        entry = pooled[key] = _PooledSession(build_session(tenant), now)
+    entry.last_used = now
+    return entry.session
+
+
+# Every session built here, so that a forked process can close the connections it inherited.
+_built_sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+
+
+def _close_inherited_connections() -> None:
+    """Close, in a forked process, the connections of every session it inherited.
+
+    The parent process still uses these sockets, and two processes reading one TLS stream corrupt it.
+    Closing only drops this process's copies of the sockets; each session opens new connections when
+    next used, and the MSAL applications keep their cached tokens.
+    """
+    for session in list(_built_sessions):
+        session.close()
+
+
 def build_session(tenant: Tenant) -> requests.Session:
     session = requests.Session()
+    _built_sessions.add(session)
     ca_bundle = tenant.ca_bundle or settings.GRAPH_CA_BUNDLE
     if ca_bundle:
         session.verify = ca_bundle
@@ -159,7 +208,7 @@ class GraphClient:
 
     def __init__(self, tenant: Tenant, session: requests.Session | None = None) -> None:
         self.tenant = tenant
-        self.session = session or build_session(tenant)
+        self.session = session or shared_session(tenant)
         self.base_url = tenant.graph_base_url.rstrip("/")
         self.timeout = settings.GRAPH_TIMEOUT_SECONDS
         self.throttle = get_throttle_budget(mirrored_user_count(tenant))
@@ -424,3 +473,7 @@ class GraphClient:
         if not isinstance(body, dict):
             raise GraphError(f"GET users/{user_id} returned no user object; is the Graph base URL right?")
         return list(body.get("licenseAssignmentStates") or [])
+
+
+# Celery's prefork pool and the benchmarks fork worker processes.
+os.register_at_fork(after_in_child=_close_inherited_connections)

@@ -336,3 +336,69 @@ def test_revoked_token_is_replaced_once(synced_tenant, emulator):
     body = client.get("subscribedSkus")
 
     assert body["value"]
+
+
+# Connections
+
+
+def open_connections(session) -> int:
+    """Count the connections a session's pools keep open for reuse."""
+    pools = session.get_adapter("https://").poolmanager.pools
+    return sum(pools[key].pool.qsize() - pools[key].pool.queue.count(None) for key in pools.keys())
+
+
+def test_clients_of_one_thread_share_connection(tenant):
+    first, second = GraphClient(tenant), GraphClient(tenant)
+
+    first.get("subscribedSkus")
+    second.get("subscribedSkus")
+
+    assert first.session is second.session
+    assert open_connections(first.session) == 1
+
+
+def test_idle_session_replaced(tenant, monkeypatch):
+    from graphsync import client as graph_client
+
+    first = GraphClient(tenant)
+    first.get("subscribedSkus")
+    monkeypatch.setattr(graph_client, "SESSION_IDLE_SECONDS", 0.0)
+    time.sleep(0.01)
+
+    second = GraphClient(tenant)
+
+    assert second.session is not first.session
+    assert open_connections(first.session) == 0
+
+
+def test_other_thread_gets_own_session(tenant):
+    import threading
+
+    sessions = []
+    thread = threading.Thread(target=lambda: sessions.append(GraphClient(tenant).session))
+    thread.start()
+    thread.join()
+
+    assert sessions[0] is not GraphClient(tenant).session
+
+
+def test_forked_process_closes_inherited_connections(tenant):
+    import multiprocessing
+
+    client = GraphClient(tenant)
+    client.get("subscribedSkus")
+    assert open_connections(client.session) == 1
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+
+    def child() -> None:
+        writer.send(open_connections(client.session))
+
+    process = context.Process(target=child)
+    process.start()
+    inherited = reader.recv()
+    process.join(timeout=30)
+
+    assert inherited == 0
+    assert open_connections(client.session) == 1
+    assert client.get("subscribedSkus")
