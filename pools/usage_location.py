@@ -450,8 +450,17 @@ def set_default_usage_location(*, acting_user: AbstractBaseUser, pool: Pool, cod
     """Set (or with "" clear) the pool's default usage location; tenant administrators only."""
     if not scoping.can_administer_tenant(acting_user, pool.tenant):
         raise Http404("No such pool.")
-    code = code.strip().upper()
+    typed = code.strip()
+    code = typed.upper()
     if code and not is_usage_location(code):
+        # Common spellings such as UK, USA or Germany map to one code, which the message offers.
+        suggestion = usage_location_from_country(typed)
+        if suggestion:
+            raise PoolsError(
+                _("\"%(code)s\" is not an ISO 3166-1 alpha-2 country code. Did you mean %(suggestion)s (%(country)s)? "
+                  "Enter that code, or leave the field empty to remove the default.")
+                % {"code": typed, "suggestion": suggestion, "country": ISO_3166_COUNTRIES[suggestion][1]}
+            )
         raise PoolsError(
             _("\"%(code)s\" is not an ISO 3166-1 alpha-2 country code. Enter two letters such as DE, FR or US, or "
               "leave the field empty to remove the default.") % {"code": code}

@@ -275,6 +275,20 @@ def test_default_usage_location_invalid(synced_tenant, admin, pool):
     assert pool.default_usage_location == ""
 
 
+@pytest.mark.parametrize(
+    "typed, suggestion",
+    [("UK", "GB (United Kingdom)"), ("USA", "US (United States)"), ("Germany", "DE (Germany)")],
+)
+def test_default_usage_location_suggests_code(synced_tenant, admin, pool, typed, suggestion):
+    with pytest.raises(PoolsError) as caught:
+        set_default_usage_location(acting_user=admin, pool=pool, code=typed)
+
+    assert caught.value.message == (
+        f'"{typed}" is not an ISO 3166-1 alpha-2 country code. Did you mean {suggestion}? Enter that code, or '
+        "leave the field empty to remove the default."
+    )
+
+
 def test_default_usage_location_admin_only(synced_tenant, pool, manager):
     from django.http import Http404
 
