@@ -33,8 +33,9 @@ chromium:
 		fi; \
 	fi
 
+# Links in the demo's e-mails point at the address it serves, unless PORTAL_BASE_URL says otherwise.
 run: install
-	$(PY) manage.py run_demo --host $(HOST) --port $(PORT) --emulator-port $(EMULATOR_PORT)
+	PORTAL_BASE_URL=$${PORTAL_BASE_URL:-http://$(HOST):$(PORT)} $(PY) manage.py run_demo --host $(HOST) --port $(PORT) --emulator-port $(EMULATOR_PORT)
 
 emulator: install
 	$(PY) -m graphsync.emulator serve --demo --state-dir var/emulator --port $(EMULATOR_PORT)

@@ -16,6 +16,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from licensepools.links import fallback_base_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LICENSEPOOLS_VAR_DIR", BASE_DIR / "var"))
 
@@ -289,9 +291,13 @@ GRAPH_LICENSE_LISTING_INTERVAL_MINUTES = float(os.environ.get("GRAPH_LICENSE_LIS
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "license-pools@localhost")
-# Scheme and host that e-mails put before links to the portal, e.g. https://licenses.example.com; empty
-# sends the paths alone.
-PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "")
+# Scheme, host and optional path prefix that e-mails put before links to the portal, such as
+# https://licenses.example.com. Unset, it is the first host of ALLOWED_HOSTS over https (on the embedded
+# default, over http on port 8000), and outside the embedded default a system check warns about the guess.
+PORTAL_BASE_URL_SET = bool(os.environ.get("PORTAL_BASE_URL", "").strip())
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "").strip().rstrip("/") or fallback_base_url(
+    ALLOWED_HOSTS, embedded=EMBEDDED
+)
 
 LOGGING = {
     "version": 1,

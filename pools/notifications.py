@@ -13,7 +13,6 @@ import smtplib
 from collections import defaultdict
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -27,6 +26,7 @@ from django.utils.translation import ngettext
 from guardian.shortcuts import get_users_with_perms
 
 from graphsync.models import Tenant
+from licensepools.links import portal_url
 
 from .models import Alert, AlertPreference, Pool
 
@@ -134,9 +134,8 @@ def _digest_user_pks(users: list[AbstractBaseUser]) -> set[int]:
 
 
 def absolute_url(path: str) -> str:
-    """Prefix ``path`` with the PORTAL_BASE_URL setting when it is set."""
-    base_url = getattr(settings, "PORTAL_BASE_URL", "")
-    return base_url.rstrip("/") + path if base_url else path
+    """Return the absolute URL of ``path`` under the PORTAL_BASE_URL setting, for links in e-mails."""
+    return portal_url(path)
 
 
 def alert_url(alert: Alert) -> str:

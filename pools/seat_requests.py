@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import smtplib
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -22,6 +21,7 @@ from django.utils.translation import gettext as _
 from guardian.shortcuts import get_objects_for_user, get_users_with_perms
 
 from graphsync.models import Sku, Tenant
+from licensepools.links import portal_url
 from rbac import scoping
 from rbac.choices import Action
 
@@ -285,10 +285,8 @@ def _record_decision(acting_user, seat_request: SeatRequest, action: AuditAction
 
 
 def _absolute(path: str) -> str:
-    """Prefix ``path`` with the ``PORTAL_BASE_URL`` setting when it is set."""
-    # NOTE: licensepools/settings.py defines no PORTAL_BASE_URL yet, so mails carry the path only.
-    base_url = getattr(settings, "PORTAL_BASE_URL", "")
-    return base_url.rstrip("/") + path if base_url else path
+    """Return the absolute URL of ``path`` under the ``PORTAL_BASE_URL`` setting, for links in e-mails."""
+    return portal_url(path)
 
 
 def _send(subject: str, body: str, recipients: list[str], *, seat_request: SeatRequest) -> None:

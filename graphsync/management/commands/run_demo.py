@@ -68,6 +68,9 @@ class Command(BaseCommand):
                 f"Port {emulator_port} for the Graph emulator is in use, perhaps by an emulator an earlier run left "
                 f"behind. Stop it, or choose another port with EMULATOR_PORT=8444 make run (--emulator-port)."
             )
+        if not settings.PORTAL_BASE_URL_SET:
+            # E-mails link to the address this command serves; `make run` sets the same address.
+            settings.PORTAL_BASE_URL = f"http://{host}:{port}"
         call_command("migrate", interactive=False, verbosity=0)
         emulator, endpoint = self.start_emulator(emulator_port)
         # SIGTERM (kill, systemd, docker stop) must also stop the emulator, as Ctrl+C does.
@@ -186,7 +189,7 @@ class Command(BaseCommand):
         manager_grant = Grant.objects.filter(user__username="manager", tenant=tenant).select_related("pool").first()
         lines = [
             "",
-            f"License Pools is ready at http://{host}:{port}/",
+            f"License Pools is ready at http://{host}:{port}/ (links in e-mails start with {settings.PORTAL_BASE_URL}/)",
             f"Demo tenant {tenant.name}: {run.users_count} users, {run.skus_count} SKUs, served by the Graph emulator "
             f"at {tenant.authority_host}.",
             "Sign in as:",
