@@ -207,11 +207,11 @@ def test_pool_users_paginated_search(admin_api, sales):
     ]
 
 
-def test_pool_users_page_size(admin_api, sales):
+def test_pool_users_page_beyond_last(admin_api, sales):
     response = admin_api.get(f"/api/v1/pools/{sales.pk}/users/", {"page": 2})
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "Invalid page."}
+    assert response.json() == {"detail": "Page 2 does not exist: the last page is 1. Send a page from 1 to 1."}
 
 
 def test_put_allotment(admin_api, sales, free_sku):

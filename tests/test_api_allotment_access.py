@@ -1,4 +1,4 @@
-"""REST API: who gets 403 or 404 on allotment changes, and the page_size parameter of list endpoints."""
+"""REST API: who gets 403 or 404 on allotment changes, and the page and page_size parameters of list endpoints."""
 from __future__ import annotations
 
 import pytest
@@ -123,6 +123,40 @@ def test_page_size_invalid_rejected(admin, pools, value):
     assert response.json() == {
         "page_size": [f'"{value}" is not a valid page_size. Send a whole number from 1 to 500.']
     }
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5", "²", " "])
+def test_page_invalid_rejected(admin, pools, value):
+    response = api_as(admin).get("/api/v1/pools/", {"page": value})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "page": [f'"{value}" is not a valid page. Send a whole number from 1, or "last" for the last page.']
+    }
+
+
+def test_page_beyond_last_not_found(admin, pools):
+    count = Pool.objects.filter(is_active=True).count()
+
+    response = api_as(admin).get("/api/v1/pools/", {"page": count + 1, "page_size": 1})
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": f"Page {count + 1} does not exist: the last page is {count}. Send a page from 1 to {count}."
+    }
+
+
+def test_page_last_and_blank(admin, pools):
+    count = Pool.objects.filter(is_active=True).count()
+
+    last = api_as(admin).get("/api/v1/pools/", {"page": "last", "page_size": 1})
+    blank = api_as(admin).get("/api/v1/pools/", {"page": "", "page_size": 1})
+
+    assert last.status_code == 200
+    assert last.json()["next"] is None
+    assert f"page={count - 1}" in last.json()["previous"]
+    assert blank.status_code == 200
+    assert blank.json()["previous"] is None
 
 
 def test_page_size_in_schema(client, admin):

@@ -1,17 +1,19 @@
 """API endpoints of seat recovery: a pool's reclaim candidates and per-user exemptions, scoped like the web UI."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from django.http import Http404
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from graphsync.models import DirectoryUser
+from licensepools.pagination import MAX_PAGE_SIZE, PortalPageNumberPagination
 from pools import recovery
 from pools.exceptions import PoolsError
 from pools.models import Pool
@@ -89,6 +91,15 @@ class RecoveryReportSerializer(serializers.Serializer):
     exempted = CandidateSerializer(many=True, help_text="Members a reason applies to, hidden by their exemption.")
 
 
+class RecoveryReportPageSerializer(RecoveryReportSerializer):
+    """One page of a pool's reclaim candidates; ``exempted`` is listed whole on every page."""
+
+    count = serializers.IntegerField(help_text="Number of candidates on all pages; exempted members are not counted.")
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    candidates = CandidateSerializer(many=True, help_text="The candidates of this page.")
+
+
 class ExemptionInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=recovery.MAX_EXEMPTION_REASON_LENGTH)
 
@@ -108,10 +119,35 @@ def _member_or_404(pool: Pool, user_id) -> DirectoryUser:
 class ReclaimCandidatesView(APIView):
     """GET pools/{id}/reclaim-candidates/: the pool's reclaim candidates with reasons, and the exempted ones."""
 
-    @extend_schema(responses={200: RecoveryReportSerializer, 404: ErrorSerializer})
+    pagination_class = PortalPageNumberPagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("page", int, description='Page number from 1, or "last".'),
+            OpenApiParameter(
+                "page_size", int, description=(
+                    f"Candidates per page, from 1 to {MAX_PAGE_SIZE} (default {PortalPageNumberPagination.page_size})."
+                ),
+            ),
+        ],
+        responses={
+            200: RecoveryReportPageSerializer,
+            400: OpenApiResponse(description="The page or page_size parameter is invalid."),
+            404: OpenApiResponse(ErrorSerializer, description="No such pool, or a page beyond the last."),
+        },
+    )
     def get(self, request: Request, pool_pk: int) -> Response:
         pool = get_pool_or_404(request.user, Action.VIEW, pk=pool_pk)
-        return Response(RecoveryReportSerializer(recovery.pool_report(pool)).data)
+        report = recovery.pool_report(pool)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(report.candidates, request, view=self)
+        body = {
+            "count": paginator.page.paginator.count,
+            "next": paginator.get_next_link(),
+            "previous": paginator.get_previous_link(),
+            **RecoveryReportSerializer(dataclasses.replace(report, candidates=page)).data,
+        }
+        return Response(body)
 
 
 class ExemptionView(APIView):
