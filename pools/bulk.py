@@ -297,11 +297,29 @@ def resume_stale_jobs() -> list[int]:
     ) + list(
         BulkJob.objects.filter(status=BulkJobStatus.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)
     )
+    # A waiting job whose retry is overdue lost its scheduled task, or never had one (tasks run eagerly).
+    stale += list(
+        BulkJob.objects.filter(status=BulkJobStatus.WAITING, retry_at__lt=cutoff).values_list("pk", flat=True)
+    )
     for job_id in stale:
         logger.warning("Bulk job %s has no live runner; queued again", job_id)
         with transaction.atomic():
             enqueue(BulkJob(pk=job_id))
     return stale
+
+
+def wait_for_retry(job_id: int, *, reason: str, countdown: float) -> BulkJob:
+    """Mark a job as waiting to run again in ``countdown`` seconds because Graph was unavailable."""
+    retry_at = timezone.now() + timedelta(seconds=countdown)
+    BulkJob.objects.filter(pk=job_id).exclude(status=BulkJobStatus.FINISHED).update(
+        status=BulkJobStatus.WAITING, heartbeat_at=None, retry_at=retry_at, retry_reason=reason
+    )
+    job = BulkJob.objects.select_related("tenant").get(pk=job_id)
+    logger.warning(
+        "Bulk job %s (tenant %s, pool %s) waits until %s to run again: %s",
+        job.pk, job.tenant.tenant_id, job.pool_id, retry_at.isoformat(), reason,
+    )
+    return job
 
 
 def job_progress(job: BulkJob) -> dict:
@@ -431,14 +449,18 @@ def _claim(job_id: int) -> BulkJob | None:
         job.started_at = job.started_at or now
         job.heartbeat_at = now
         job.finished_at = None
-        job.save(update_fields=["status", "started_at", "heartbeat_at", "finished_at"])
+        job.retry_at = None
+        job.retry_reason = ""
+        job.save(update_fields=["status", "started_at", "heartbeat_at", "finished_at", "retry_at", "retry_reason"])
     logger.info("Bulk job %s (tenant %s, pool %s) started", job.pk, job.tenant.tenant_id, job.pool_id)
     return job
 
 
 def _finish(job: BulkJob, status: str) -> str:
     now = timezone.now()
-    BulkJob.objects.filter(pk=job.pk).update(status=status, finished_at=now, heartbeat_at=now)
+    BulkJob.objects.filter(pk=job.pk).update(
+        status=status, finished_at=now, heartbeat_at=now, retry_at=None, retry_reason=""
+    )
     logger.info("Bulk job %s (tenant %s, pool %s) ended: %s", job.pk, job.tenant.tenant_id, job.pool_id, status)
     return status
 

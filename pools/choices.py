@@ -94,6 +94,7 @@ class BulkJobKind(models.TextChoices):
 class BulkJobStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Running")
+    WAITING = "waiting", _("Waiting to retry")
     FINISHED = "finished", _("Finished")
     FAILED = "failed", _("Failed")
 

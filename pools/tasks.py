@@ -5,7 +5,8 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from .bulk import TransientGraphFailure, resume_stale_jobs, run_bulk_job, stale_after
+from .bulk import TransientGraphFailure, resume_stale_jobs, run_bulk_job, stale_after, wait_for_retry
+from .choices import BulkJobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,12 @@ def run_bulk_job_task(self, job_id: int) -> str:
         return run_bulk_job(job_id, retry_transient=retry_transient)
     except TransientGraphFailure as exc:
         countdown = min(TRANSIENT_RETRY_BASE_SECONDS * 2 ** self.request.retries, TRANSIENT_RETRY_MAX_SECONDS)
-        logger.warning("Bulk job %s runs again in %s s: %s", job_id, countdown, exc)
+        wait_for_retry(job_id, reason=str(exc), countdown=countdown)
+        if self.request.is_eager:
+            # An eager task runs inside the request that queued it, where Celery's retry would raise
+            # Retry into that request. The job waits instead, until someone resumes it or
+            # resume_stale_bulk_jobs_task finds it overdue.
+            return BulkJobStatus.WAITING
         raise self.retry(countdown=countdown, exc=exc, queue=settings.CELERY_TASK_DEFAULT_QUEUE)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from celery import current_app
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -205,8 +206,10 @@ def _job_context(job) -> dict:
         "progress": progress,
         "items": job.items.select_related("user").order_by("position")[:JOB_ITEMS_SHOWN],
         "items_hidden": max(progress["total"] - JOB_ITEMS_SHOWN, 0),
-        "is_active": job.status in (BulkJobStatus.QUEUED, BulkJobStatus.RUNNING),
+        "is_active": job.status in (BulkJobStatus.QUEUED, BulkJobStatus.RUNNING, BulkJobStatus.WAITING),
         "can_resume": job.status != BulkJobStatus.FINISHED and not bulk.is_runner_alive(job),
+        # Tasks that run eagerly cannot be scheduled for later, so a waiting job runs again only when resumed.
+        "retries_automatically": not current_app.conf.task_always_eager,
     }
 
 

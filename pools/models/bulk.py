@@ -28,6 +28,9 @@ class BulkJob(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     heartbeat_at = models.DateTimeField(_("last progress at"), null=True, blank=True)
+    # Set while the job waits out a throttled or unavailable Graph: when it runs again, and Graph's reason.
+    retry_at = models.DateTimeField(_("retries at"), null=True, blank=True)
+    retry_reason = models.TextField(_("reason for the retry"), blank=True)
 
     class Meta:
         verbose_name = _("bulk job")
