@@ -18,7 +18,6 @@ from graphsync.currencies import NOT_MONEY_CODES, NOT_MONEY_MESSAGE, is_iso_code
 from graphsync.models import Sku, Subscription, Tenant
 from licensepools.date_validators import validate_purchase_date
 from rbac import scoping
-from rbac.choices import Action
 
 from . import capacity
 from .audit import record_event
@@ -52,18 +51,18 @@ class PurchaseInput:
 
 
 def visible_purchases(user: AbstractBaseUser) -> QuerySet[Purchase]:
-    """Purchases of tenants the user may audit, and of pools (with their level-2 pools) the user may view."""
-    tenants = scoping.tenants_with_tenant_permission(user, Action.AUDIT).values("pk")
-    pools = scoping.pools_for(user, Action.VIEW).values("pk")
+    """Purchases of tenants whose whole ledger the user may read (administrators, auditors, finance), and of
+    pools (with their level-2 pools) the user may view or whose chargeback the user may read."""
+    tenants = scoping.ledger_tenants_for(user).values("pk")
+    pools = scoping.ledger_pools_for(user).values("pk")
     return Purchase.objects.filter(Q(tenant__in=tenants) | Q(pool__in=pools)).select_related(
         "tenant", "sku", "pool", "pool__parent", "subscription", "recorded_by"
     )
 
 
 def tenant_ledger(user: AbstractBaseUser, tenant: Tenant) -> QuerySet[Purchase]:
-    """Purchases of a tenant the user may audit; raises Http404 otherwise."""
-    if not scoping.tenants_with_tenant_permission(user, Action.AUDIT).filter(pk=tenant.pk).exists():
-        raise Http404("No such tenant.")
+    """Purchases of the tenant that the user may read, all of them or those of the user's pools; the caller got
+    ``tenant`` from ``scoping.get_ledger_tenant_or_404``."""
     return visible_purchases(user).filter(tenant=tenant)
 
 

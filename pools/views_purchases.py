@@ -46,7 +46,10 @@ def _form_errors(form) -> str:
 @login_required
 @require_GET
 def tenant_stock(request: HttpRequest, tenant_pk: int) -> HttpResponse:
-    tenant = scoping.get_tenant_or_404(request.user, Action.AUDIT, pk=tenant_pk)
+    # The stock shows the whole tenant's units and reserve, so it needs a tenant-wide grant.
+    tenant = scoping.ledger_tenants_for(request.user).filter(pk=tenant_pk).first()
+    if tenant is None:
+        raise scoping.ObjectNotFound(_("Tenant not found."))
     context = {
         "tenant": tenant,
         "lines": capacity.tenant_capacity(tenant),
@@ -60,7 +63,7 @@ def tenant_stock(request: HttpRequest, tenant_pk: int) -> HttpResponse:
 
 def _filtered_ledger(request: HttpRequest, tenant):
     ledger = purchases.tenant_ledger(request.user, tenant)
-    pools = scoping.pools_for(request.user, Action.VIEW)
+    pools = scoping.ledger_pools_for(request.user).filter(is_active=True)
     filters = LedgerFilterForm(request.GET or None, tenant=tenant, pools=pools)
     if filters.is_bound and filters.is_valid():
         if filters.cleaned_data["pool"]:
@@ -76,7 +79,7 @@ def _filtered_ledger(request: HttpRequest, tenant):
 @login_required
 @require_GET
 def tenant_purchases(request: HttpRequest, tenant_pk: int) -> HttpResponse:
-    tenant = scoping.get_tenant_or_404(request.user, Action.AUDIT, pk=tenant_pk)
+    tenant = scoping.get_ledger_tenant_or_404(request.user, pk=tenant_pk)
     ledger, filters = _filtered_ledger(request, tenant)
     can_administer = scoping.can_administer_tenant(request.user, tenant)
     page = Paginator(ledger.order_by("-purchased_on", "-pk"), PURCHASES_PER_PAGE).get_page(request.GET.get("page"))
@@ -92,6 +95,7 @@ def tenant_purchases(request: HttpRequest, tenant_pk: int) -> HttpResponse:
         "totals_by_pool": purchases.totals_by_pool(ledger),
         "totals_by_sku": purchases.totals_by_sku(ledger),
         "can_administer": can_administer,
+        "can_view_stock": scoping.ledger_tenants_for(request.user).filter(pk=tenant.pk).exists(),
     }
     return render(request, "pools/purchases/ledger.html", context)
 
@@ -180,7 +184,7 @@ def _csv_rows(ledger):
 @require_GET
 def purchases_export(request: HttpRequest, tenant_pk: int) -> HttpResponse:
     """Download the ledger, with the page's filters, as CSV: UTF-8 with a byte order mark, formula-safe text."""
-    tenant = scoping.get_tenant_or_404(request.user, Action.AUDIT, pk=tenant_pk)
+    tenant = scoping.get_ledger_tenant_or_404(request.user, pk=tenant_pk)
     ledger, _filters = _filtered_ledger(request, tenant)
     buffer = io.StringIO()
     buffer.write(BYTE_ORDER_MARK)
@@ -195,7 +199,7 @@ def purchases_export(request: HttpRequest, tenant_pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def pool_purchases(request: HttpRequest, pool_pk: int) -> HttpResponse:
-    pool = scoping.get_pool_or_404(request.user, Action.VIEW, pk=pool_pk)
+    pool = scoping.get_ledger_pool_or_404(request.user, pk=pool_pk)
     ledger = purchases.pool_ledger(request.user, pool)
     context = {
         "pool": pool,

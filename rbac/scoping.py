@@ -163,3 +163,49 @@ def chargeback_pools_for(user: AbstractBaseUser) -> QuerySet[Pool]:
     ).values("pk")
     merged = Q(is_active=False) & (Q(merged_into__in=granted) | Q(merged_into__parent__in=granted))
     return Pool.objects.filter(Q(tenant__in=tenant_ids) | Q(pk__in=granted) | Q(parent__in=granted) | merged)
+
+
+# Purchase ledger and stock: who bought what, when. Tenant administrators, auditors and finance read a
+# whole tenant's ledger and stock; pool managers, license operators and pool-scoped finance read the
+# purchases of their pools. Recording and correcting purchases needs Action.ADMINISTER.
+LEDGER_TENANT_ACTIONS = (Action.AUDIT, Action.CHARGEBACK)
+
+
+def ledger_tenants_for(user: AbstractBaseUser) -> QuerySet[Tenant]:
+    """Tenants whose whole purchase ledger and stock the user may read, through a tenant-wide grant."""
+    if not user.is_authenticated:
+        return Tenant.objects.none()
+    permissions = sorted({perm for action in LEDGER_TENANT_ACTIONS for perm in _tenant_perms(action)})
+    return get_objects_for_user(user, permissions, klass=Tenant, any_perm=True, accept_global_perms=False)
+
+
+def ledger_pools_for(user: AbstractBaseUser) -> QuerySet[Pool]:
+    """Pools whose purchases the user may read: pools the user may view, and pools in the user's chargeback
+    scope, inactive ones included, because purchases stay in the ledger after a pool is merged or replaced."""
+    if not user.is_authenticated:
+        return Pool.objects.none()
+    viewable = pools_for(user, Action.VIEW).values("pk")
+    chargeback = chargeback_pools_for(user).values("pk")
+    return Pool.objects.filter(Q(pk__in=viewable) | Q(pk__in=chargeback))
+
+
+def get_ledger_tenant_or_404(user: AbstractBaseUser, **lookup) -> Tenant:
+    """Return a tenant whose ledger page the user may open; else raise ObjectNotFound.
+
+    Pool-scoped finance opens it for the purchases of their pools. Pool managers and license operators
+    read their pools' purchases on the pool pages instead.
+    """
+    pool_tenant_ids = chargeback_pools_for(user).values("tenant_id")
+    tenants = Tenant.objects.filter(Q(pk__in=ledger_tenants_for(user).values("pk")) | Q(pk__in=pool_tenant_ids))
+    tenant = tenants.filter(**lookup).first()
+    if tenant is None:
+        raise ObjectNotFound(_("Tenant not found."))
+    return tenant
+
+
+def get_ledger_pool_or_404(user: AbstractBaseUser, **lookup) -> Pool:
+    """Return an active pool whose purchases the user may read; else raise ObjectNotFound."""
+    pool = ledger_pools_for(user).filter(is_active=True).select_related("tenant", "parent").filter(**lookup).first()
+    if pool is None:
+        raise ObjectNotFound(_("Pool not found."))
+    return pool
