@@ -34,8 +34,8 @@ class SchemeForm(forms.Form):
 class AllotmentForm(NamedErrorsFormMixin, forms.Form):
     """One SKU's allotment for a pool.
 
-    An empty seats field is easily sent by mistake, so only the ``remove`` control removes an allotment. The
-    cleaned ``seats`` is then None.
+    An empty seats field is easily sent by mistake, so only the ``remove`` control removes an allotment, and
+    only with ``confirm_remove`` ticked as well. The cleaned ``seats`` is then None.
     """
 
     sku = forms.ModelChoiceField(queryset=Sku.objects.none(), widget=forms.HiddenInput)
@@ -46,6 +46,7 @@ class AllotmentForm(NamedErrorsFormMixin, forms.Form):
         help_text=_("0 allots no seats. Use Remove allotment to remove the allotment."),
     )
     remove = forms.BooleanField(label=_("Remove allotment"), required=False)
+    confirm_remove = forms.BooleanField(label=_("Confirm removal"), required=False)
 
     def __init__(self, *args, pool: Pool, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,10 +64,24 @@ class AllotmentForm(NamedErrorsFormMixin, forms.Form):
                 self.add_error("remove", _("%(pool)s has no allotment of %(sku)s to remove.") % {
                     "pool": self.pool, "sku": sku.name,
                 })
+            elif not cleaned.get("confirm_remove"):
+                self.add_error("confirm_remove", self._unconfirmed_removal_message(sku))
             cleaned["seats"] = None
         elif cleaned.get("seats") is None:
             self.add_error("seats", self._empty_seats_message(sku, current))
         return cleaned
+
+    def _unconfirmed_removal_message(self, sku: Sku) -> str:
+        names = {"pool": self.pool, "sku": sku.name}
+        if self.pool.parent_id is None:
+            consequence = _(
+                "Without an allotment, %(pool)s cannot assign %(sku)s, and its seats return to the central reserve."
+            ) % names
+        else:
+            consequence = _(
+                "Without an allotment, %(pool)s draws on the allotment of %(parent)s without a limit of its own."
+            ) % {**names, "parent": self.pool.parent}
+        return consequence + " " + _("Tick Confirm removal, then click Remove allotment again.")
 
     def _empty_seats_message(self, sku: Sku, current: int | None) -> str:
         if current is None:
@@ -79,7 +94,7 @@ class AllotmentForm(NamedErrorsFormMixin, forms.Form):
     def error_label(self, name: str) -> str:
         # The page shows one of these forms per SKU and reports errors as a message above the table.
         sku = self.cleaned_data.get("sku")
-        if name in ("seats", "remove") and sku is not None:
+        if name in ("seats", "remove", "confirm_remove") and sku is not None:
             return _("Allotment for %(sku)s") % {"sku": sku.name}
         return super().error_label(name)
 

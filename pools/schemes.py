@@ -617,7 +617,10 @@ def _move_allotments(acting_user, source: Pool, target: Pool, *, capless_target_
                 % {"source": source, "target": target, "seats": allotment.seats, "sku": allotment.sku.name}
             )
         seats = allotment.seats + (current.seats if current else 0)
-        services.set_allotment(acting_user=acting_user, pool=source, sku=allotment.sku, seats=None)
+        # The merge moves the level-2 pools' allotments right after their parent's, in the same transaction.
+        services.set_allotment(
+            acting_user=acting_user, pool=source, sku=allotment.sku, seats=None, level2_moving=True
+        )
         services.set_allotment(acting_user=acting_user, pool=target, sku=allotment.sku, seats=seats)
 
 

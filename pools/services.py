@@ -13,6 +13,7 @@ from django.db.models import Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from graphsync.choices import UNCONFIRMED_STATES, LicenseState
 from graphsync.client import GraphClient
@@ -29,6 +30,7 @@ from .graph_messages import describe_graph_error
 from .membership import recompute_membership
 from .models import Allotment, AuditEvent, Pool, PoolScheme
 from .seats import quota_chain, release_unit, reserve_seat
+from .stock import pool_lines
 from .usage_location import choose_usage_location, ensure_usage_location, set_user_usage_location
 
 logger = logging.getLogger(__name__)
@@ -97,16 +99,20 @@ def rename_pool(*, acting_user: AbstractBaseUser, pool: Pool, name: str) -> Pool
 # Allotments
 
 
-def set_allotment(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats: int | None) -> Allotment | None:
+def set_allotment(
+    *, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats: int | None, level2_moving: bool = False
+) -> Allotment | None:
     """Set (or with ``seats=None`` remove) a pool's allotment of a SKU.
 
     Level-1 allotments of a SKU together stay within the tenant's enabled units; the allotments of a
-    level-1 pool's children stay within the parent's.
+    level-1 pool's children stay within the parent's. A level-1 allotment is not removed while its
+    level-2 pools have allotments of the SKU, unless ``level2_moving`` is set because the caller moves
+    those away in the same transaction, as a pool merge does.
     """
     if not scoping.can_administer_tenant(acting_user, pool.tenant) or sku.tenant_id != pool.tenant_id:
         raise Http404("No such pool.")
     try:
-        return _set_allotment(acting_user=acting_user, pool=pool, sku=sku, seats=seats)
+        return _set_allotment(acting_user=acting_user, pool=pool, sku=sku, seats=seats, level2_moving=level2_moving)
     except AllotmentError as exc:
         record_event(
             acting_user=acting_user, action=AuditAction.ALLOTMENT_CHANGED, outcome=Outcome.REJECTED,
@@ -115,7 +121,9 @@ def set_allotment(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats:
         raise
 
 
-def _set_allotment(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats: int | None) -> Allotment | None:
+def _set_allotment(
+    *, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats: int | None, level2_moving: bool
+) -> Allotment | None:
     if seats is not None and seats < 0:
         raise AllotmentError(_("An allotment cannot be negative; %(seats)s was given.") % {"seats": seats})
 
@@ -126,6 +134,8 @@ def _set_allotment(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku, seats
         before = current.seats if current else None
         if seats is not None:
             _check_allotment_limits(pool, sku, seats)
+        elif current and pool.parent_id is None and not level2_moving:
+            _check_removal(pool, sku)
         if seats is None:
             if current:
                 current.delete()
@@ -148,6 +158,43 @@ def _evaluate_alerts(pool_pk: int, sku_pk: int) -> None:
     from .alerts import evaluate_after_commit
 
     evaluate_after_commit(pool_pk=pool_pk, sku_pk=sku_pk)
+
+
+def _check_removal(pool: Pool, sku: Sku) -> None:
+    """Raise AllotmentError while level-2 pools of ``pool`` have allotments of ``sku``.
+
+    Their allotments stay within the parent's, and without the parent's they would have no limit.
+    """
+    child_allotments = list(
+        Allotment.objects.filter(pool__parent=pool, pool__is_active=True, sku=sku)
+        .select_related("pool")
+        .order_by("pool__display_name", "pool__pk")
+    )
+    if not child_allotments:
+        return
+    pools = ", ".join(
+        ngettext("%(pool)s (%(seats)s seat)", "%(pool)s (%(seats)s seats)", allotment.seats)
+        % {"pool": allotment.pool, "seats": allotment.seats}
+        for allotment in child_allotments
+    )
+    raise AllotmentError(
+        _("Cannot remove the allotment of %(sku)s from %(pool)s: its level-2 pools have allotments of it: "
+          "%(pools)s. Remove their allotments of %(sku)s first, or set a number of seats here instead.")
+        % {"sku": sku.name, "pool": pool, "pools": pools}
+    )
+
+
+def over_allotment_warning(pool: Pool, sku: Sku) -> str | None:
+    """Return a warning when the pool's members already hold more of ``sku`` than its allotment, else None."""
+    line = next((line for line in pool_lines(pool) if line.sku.pk == sku.pk), None)
+    if line is None or not line.over_allotment:
+        return None
+    # Nothing is revoked: the pool shows the excess and its managers cannot assign more until it is gone.
+    message = _(
+        "%(pool)s already holds %(consumption)s licenses of %(sku)s, %(over)s more than the allotment. Nothing was "
+        "revoked; the pool cannot assign more until licenses are revoked or the allotment is raised."
+    )
+    return message % {"pool": pool, "consumption": line.consumption, "sku": sku.name, "over": -line.spare}
 
 
 def _check_allotment_limits(pool: Pool, sku: Sku, seats: int) -> None:

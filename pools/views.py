@@ -232,17 +232,9 @@ def pool_allot(request: HttpRequest, pool_pk: int) -> HttpResponse:
 
 def _warn_if_over(request: HttpRequest, pool, sku: Sku) -> None:
     """Say when the pool's members already hold more of ``sku`` than the allotment just set."""
-    line = next((line for line in stock.pool_lines(pool) if line.sku.pk == sku.pk), None)
-    if line is None or not line.over_allotment:
-        return
-    # Nothing is revoked: the pool shows the excess and its managers cannot assign more until it is gone.
-    message = _(
-        "%(pool)s already holds %(consumption)s licenses of %(sku)s, %(over)s more than the allotment. Nothing was "
-        "revoked; the pool cannot assign more until licenses are revoked or the allotment is raised."
-    )
-    messages.warning(
-        request, message % {"pool": pool, "consumption": line.consumption, "sku": sku.name, "over": -line.spare}
-    )
+    warning = services.over_allotment_warning(pool, sku)
+    if warning:
+        messages.warning(request, warning)
 
 
 @login_required

@@ -220,7 +220,9 @@ def test_put_allotment(admin_api, sales, free_sku):
     response = admin_api.put(url, {"seats": 12}, format="json")
 
     assert response.status_code == 200
-    assert response.json() == {"pool": sales.pk, "skuId": str(free_sku.sku_id), "partNumber": FREE_SKU, "seats": 12}
+    assert response.json() == {
+        "pool": sales.pk, "skuId": str(free_sku.sku_id), "partNumber": FREE_SKU, "seats": 12, "warnings": []
+    }
     assert Allotment.objects.get(pool=sales, sku=free_sku).seats == 12
 
     removed = admin_api.delete(url)

@@ -105,10 +105,22 @@ def test_allotment_zero_is_not_removal(e3, sales):
 def test_allotment_remove_control(e3, sales):
     Allotment.objects.create(pool=sales, sku=e3, seats=12)
 
-    form = AllotmentForm({"sku": e3.pk, "remove": "1"}, pool=sales)
+    form = AllotmentForm({"sku": e3.pk, "remove": "1", "confirm_remove": "on"}, pool=sales)
 
     assert form.is_valid(), form.errors
     assert form.cleaned_data["seats"] is None
+
+
+def test_allotment_remove_unconfirmed(e3, sales):
+    Allotment.objects.create(pool=sales, sku=e3, seats=12)
+
+    form = AllotmentForm({"sku": e3.pk, "remove": "1"}, pool=sales)
+
+    assert not form.is_valid()
+    assert form.errors["confirm_remove"] == [
+        "Allotment for Microsoft 365 E3: Without an allotment, Sales cannot assign Microsoft 365 E3, and its seats "
+        "return to the central reserve. Tick Confirm removal, then click Remove allotment again."
+    ]
 
 
 def test_allotment_remove_without_allotment(e3, sales):

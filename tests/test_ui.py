@@ -175,10 +175,26 @@ def test_allotment_saved_and_removed(admin_client, country_scheme):
     line = next(line for line in response.context["lines"] if line.sku == sku)
     assert (line.allotment, line.consumption, line.spare) == (3, 0, 3)
 
-    response = admin_client.post(url, {"sku": sku.pk, "remove": "1"}, follow=True)
+    response = admin_client.post(url, {"sku": sku.pk, "remove": "1", "confirm_remove": "1"}, follow=True)
 
     assert messages_of(response) == [f"Removed the allotment of {sku.name}."]
     assert not Allotment.objects.filter(pool=pool, sku=sku).exists()
+
+
+def test_allotment_removal_needs_confirmation(admin_client, country_scheme):
+    pool, sku, _users = find_room(country_scheme, users_needed=1)
+    url = reverse("pools:pool_allot", kwargs={"pool_pk": pool.pk})
+    admin_client.post(url, {"sku": sku.pk, "seats": "3"}, follow=True)
+    events_before = AuditEvent.objects.count()
+
+    response = admin_client.post(url, {"sku": sku.pk, "remove": "1"}, follow=True)
+
+    assert messages_of(response) == [
+        f"Allotment for {sku.name}: Without an allotment, {pool} cannot assign {sku.name}, and its seats return to "
+        "the central reserve. Tick Confirm removal, then click Remove allotment again."
+    ]
+    assert Allotment.objects.get(pool=pool, sku=sku).seats == 3
+    assert AuditEvent.objects.count() == events_before
 
 
 def test_allotment_empty_field_refused(admin_client, country_scheme):
@@ -205,6 +221,8 @@ def test_allotment_remove_control_shown(admin_client, country_scheme):
     page = admin_client.get(reverse("pools:pool", kwargs={"pool_pk": pool.pk})).content.decode()
 
     assert page.count('name="remove" value="1"') == Allotment.objects.filter(pool=pool).count()
+    assert page.count('name="confirm_remove" value="1"') == Allotment.objects.filter(pool=pool).count()
+    assert f'id="confirm-remove-{sku.pk}" required' in page
     assert f'aria-label="Remove the allotment of {sku.name}"' in page
 
 

@@ -109,6 +109,22 @@ class ErrorSerializer(serializers.Serializer):
 class RejectedSerializer(serializers.Serializer):
     """A change that the portal or Microsoft Graph rejected. ``detail`` is ready to show."""
 
+class AllotmentResultSerializer(AllotmentSerializer):
+    """The allotment just set, with warnings about it that did not stop the change."""
+
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Warnings about the allotment, ready to show; empty when there are none. A warning is given when "
+        "the pool's members already hold more licenses of the SKU than the new allotment: nothing is revoked, "
+        "and the pool cannot assign more until licenses are revoked or the allotment is raised.",
+    )
+
+    class Meta(AllotmentSerializer.Meta):
+        fields = [*AllotmentSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields
+
+
     detail = serializers.CharField()
     code = serializers.ChoiceField(choices=["rejected", "graph_rejected"])
     graph_message = serializers.CharField(required=False, help_text="Graph's own error message.")

@@ -25,7 +25,7 @@ from rbac.scoping import ObjectNotFound, can_on_pool, get_pool_or_404, pools_for
 from .filters import PoolFilter
 from .serializers import (
     AllotmentInputSerializer,
-    AllotmentSerializer,
+    AllotmentResultSerializer,
     AssignLicenseSerializer,
     ErrorSerializer,
     PoolDetailSerializer,
@@ -138,7 +138,11 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
         request=AllotmentInputSerializer,
         parameters=[SKU_ID_PARAMETER],
         responses={
-            200: AllotmentSerializer,
+            200: OpenApiResponse(
+                AllotmentResultSerializer,
+                description="The allotment was set. `warnings` lists what the caller should know, such as members "
+                "already holding more licenses than the new allotment.",
+            ),
             400: OpenApiResponse(ErrorSerializer, description="The allotment would break a stock or level-2 limit."),
             403: OpenApiResponse(
                 ErrorSerializer, description="The caller may view the pool but is not a tenant administrator."
@@ -158,13 +162,20 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
             )
         except AllotmentError as exc:
             return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(AllotmentSerializer(allotment).data)
+        warning = services.over_allotment_warning(pool, sku)
+        allotment.warnings = [warning] if warning else []
+        return Response(AllotmentResultSerializer(allotment).data)
 
     @extend_schema(
         request=None,
         parameters=[SKU_ID_PARAMETER],
         responses={
             204: OpenApiResponse(description="The allotment was removed."),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="The pool is a level-1 pool whose level-2 pools have allotments of the SKU; remove "
+                "theirs first.",
+            ),
             403: OpenApiResponse(
                 ErrorSerializer, description="The caller may view the pool but is not a tenant administrator."
             ),
@@ -178,7 +189,14 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
         sku = self._tenant_sku(pool, sku_id)
         if not Allotment.objects.filter(pool=pool, sku=sku).exists():
             raise ObjectNotFound(_("%(pool)s has no allotment of %(sku)s to remove.") % {"pool": pool, "sku": sku.name})
-        services.set_allotment(acting_user=request.user, pool=pool, sku=sku, seats=None)
+        try:
+            services.set_allotment(acting_user=request.user, pool=pool, sku=sku, seats=None)
+        except AllotmentError as exc:
+            logger.info(
+                "Removing the allotment of %s from pool %s (tenant %s) by %s rejected: %s", sku.part_number, pool.pk,
+                pool.tenant_id, request.user, exc.message,
+            )
+            return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
