@@ -687,12 +687,14 @@ def write_in_transaction(
     # Imported here because pools and chargeback build on graphsync's models.
     from chargeback.history import record_license_history
     from pools.membership import recompute_membership
+    from pools.movers import record_sync_moves
 
     with transaction.atomic():
         # Holding the tenant row serialises syncs and assignments' reservations of this tenant.
         Tenant.objects.select_for_update().get(pk=tenant.pk)
         write()
         recompute_membership(tenant)
+        record_sync_moves(tenant)
         record_license_history(tenant)
         save_delta_link(tenant, users_delta_link, licenses_listed=licenses_listed)
         Tenant.objects.filter(pk=tenant.pk).update(last_synced_at=timezone.now())

@@ -28,6 +28,7 @@ from . import stock
 from .choices import AlertKind, AlertSeverity, RequestStatus
 from .drift import group_names, unresolved_drift
 from .models import Alert, Allotment, Pool, SeatRequest, TenantPolicy
+from .movers import moved_in_holders
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,31 @@ def pool_conditions(pool: Pool, sku: Sku, allotment: int | None, consumption: in
     return []
 
 
+def unallotted_mover_condition(pool: Pool, sku: Sku, consumption: int, moved_in: int) -> Condition:
+    """Return the over-allotment condition of a level-1 pool without an allotment of ``sku`` that movers brought it.
+
+    Such a pool has no seats of the SKU, so every holder is over. It is flagged only when a sync moved
+    licensed users in, because the drift alerts already cover assignments made outside the portal.
+    """
+    numbers = {"pool": str(pool), "sku": sku.name, "consumption": number(consumption), "moved": number(moved_in)}
+    return Condition(
+        kind=AlertKind.POOL_OVER_ALLOTMENT,
+        dedup_key=pool_sku_key(AlertKind.POOL_OVER_ALLOTMENT, pool.pk, sku.pk),
+        severity=AlertSeverity.CRITICAL,
+        pool=pool,
+        details={"sku": sku.part_number, "allotment": None, "consumption": consumption, "moved_in": moved_in},
+        message=ngettext(
+            "Pool %(pool)s has no allotment of %(sku)s, but %(consumption)s users hold it, %(moved)s of them moved "
+            "in from another pool by a sync. The portal revokes none of them. Raise the allotment or revoke "
+            "licenses in the pool.",
+            "Pool %(pool)s has no allotment of %(sku)s, but %(consumption)s users hold it, %(moved)s of them moved "
+            "in from other pools by a sync. The portal revokes none of them. Raise the allotment or revoke "
+            "licenses in the pool.",
+            moved_in,
+        ) % numbers,
+    )
+
+
 def _all_pool_conditions(tenant: Tenant) -> list[Condition]:
     pools = {pool.pk: pool for pool in Pool.objects.filter(tenant=tenant, is_active=True).select_related("parent")}
     own = stock.consumption_by_pool(tenant)
@@ -152,9 +178,17 @@ def _all_pool_conditions(tenant: Tenant) -> list[Condition]:
                 consumed[pool.parent_id][sku_pk] += users
     skus = {sku.pk: sku for sku in Sku.objects.filter(tenant=tenant)}
     conditions = []
+    allotted = set()
     for pool_pk, sku_pk, seats in Allotment.objects.filter(pool_id__in=list(pools)).values_list("pool_id", "sku_id", "seats"):
+        allotted.add((pool_pk, sku_pk))
         conditions += pool_conditions(
             pools[pool_pk], skus[sku_pk], seats, consumed[pool_pk].get(sku_pk, 0), has_allotment=True
+        )
+    for (pool_pk, sku_pk), moved_in in moved_in_holders(tenant).items():
+        if (pool_pk, sku_pk) in allotted or pool_pk not in pools:
+            continue
+        conditions.append(
+            unallotted_mover_condition(pools[pool_pk], skus[sku_pk], consumed[pool_pk].get(sku_pk, 0), moved_in)
         )
     return conditions
 
@@ -390,6 +424,10 @@ def evaluate_pool_sku(pool: Pool, sku: Sku, *, notify: bool = True) -> Evaluatio
         allotment = Allotment.objects.filter(pool=level_pool, sku=sku).values_list("seats", flat=True).first()
         consumption = stock.holders(tenant, sku, level_pool.subtree_ids())
         conditions += pool_conditions(level_pool, sku, allotment, consumption, has_allotment=allotment is not None)
+        if allotment is None and level_pool.parent_id is None:
+            moved_in = moved_in_holders(tenant, sku).get((level_pool.pk, sku.pk), 0)
+            if moved_in:
+                conditions.append(unallotted_mover_condition(level_pool, sku, consumption, moved_in))
         covered |= {pool_sku_key(kind, level_pool.pk, sku.pk) for kind in (AlertKind.POOL_SPARE_LOW, AlertKind.POOL_OVER_ALLOTMENT)}
     line = stock.TenantSkuStock(sku=sku, allotted=0, holders=stock.holders(tenant, sku))
     conditions += [

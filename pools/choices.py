@@ -64,6 +64,7 @@ class AuditAction(models.TextChoices):
     USAGE_LOCATION_SET = "usage_location.set", _("Usage location set")
     BULK_JOB_STARTED = "bulk.started", _("Bulk job started")
     AUDIT_EXPORTED = "audit.exported", _("Audit trail exported")
+    USER_MOVED = "user.moved", _("User moved to another pool")
 
 
 class Outcome(models.TextChoices):
