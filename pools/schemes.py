@@ -25,6 +25,7 @@ from django.utils.translation import ngettext
 from chargeback.history import record_license_history
 from graphsync.models import DirectoryUser, Sku, Tenant, UserLicense
 from rbac import scoping
+from rbac.models import Grant
 from rbac.services import move_pool_grants
 
 from . import services, stock
@@ -131,6 +132,28 @@ class PreviewMove:
 
 
 @dataclass
+class PreviewDelegate:
+    """A pool grant that stops giving access because the change would deactivate its pool."""
+
+    principal: str
+    is_group: bool
+    role: str
+    pool: str
+    # Whether the principal keeps another grant in the tenant: a tenant-wide one or one on a resulting pool.
+    keeps_other_access: bool
+
+
+@dataclass
+class PreviewStrandedAllotment:
+    """An allotment that would stay on a deactivated pool, where no member can use it."""
+
+    pool: Pool
+    pool_name: str
+    sku: Sku
+    seats: int
+
+
+@dataclass
 class SchemePreview:
     """The effect of a scheme change, computed without writing. ``token`` identifies exactly this result."""
 
@@ -141,6 +164,8 @@ class SchemePreview:
     users_moved: int
     licenses_moved: int
     token: str
+    delegates: list[PreviewDelegate] = field(default_factory=list)
+    pending_requests: list[SeatRequest] = field(default_factory=list)
 
     @property
     def scheme_label(self) -> str:
@@ -152,6 +177,29 @@ class SchemePreview:
     @property
     def disappearing(self) -> list[PreviewPool]:
         return [pool for pool in self.pools if pool.disappears]
+
+    @property
+    def stranded_allotments(self) -> list[PreviewStrandedAllotment]:
+        return [
+            PreviewStrandedAllotment(pool=pool.pool, pool_name=pool.name, sku=line.sku, seats=line.allotment)
+            for pool in self.disappearing
+            for line in pool.stranded_allotments
+        ]
+
+    @property
+    def stranded_seats(self) -> int:
+        return sum(allotment.seats for allotment in self.stranded_allotments)
+
+    @property
+    def delegates_without_access(self) -> int:
+        """Number of users and groups whose every grant in the tenant would stop giving access."""
+        return len({
+            (delegate.is_group, delegate.principal) for delegate in self.delegates if not delegate.keeps_other_access
+        })
+
+    @property
+    def pending_seats(self) -> int:
+        return sum(request.quantity for request in self.pending_requests)
 
 
 def preview_scheme(*, acting_user: AbstractBaseUser, tenant: Tenant, level1_attribute: str, level2_attribute: str = "") -> SchemePreview:
@@ -249,13 +297,43 @@ def _build_preview(tenant: Tenant, level1_attribute: str, level2_attribute: str)
         for (source, slot), counts in moves.items()
     ]
     move_rows.sort(key=lambda move: (-move.users, move.source.casefold(), move.target.casefold()))
+    disappearing_ids = {pool.pool.pk for pool in pools if pool.disappears}
     preview = SchemePreview(
         level1_attribute=level1_attribute, level2_attribute=level2_attribute, pools=pools, moves=move_rows,
         users_moved=sum(move.users for move in move_rows), licenses_moved=sum(move.licenses for move in move_rows),
-        token="",
+        token="", delegates=_lost_grants(tenant, disappearing_ids, resulting_ids),
+        pending_requests=list(
+            SeatRequest.objects.filter(pool_id__in=disappearing_ids, status=RequestStatus.PENDING)
+            .select_related("pool", "pool__parent", "sku", "requested_by")
+            .order_by("requested_at", "pk")
+        ),
     )
     preview.token = _token(preview, plan)
     return preview
+
+
+def _lost_grants(tenant: Tenant, disappearing_ids: set[int], resulting_ids: set[int]) -> list[PreviewDelegate]:
+    """List the grants on pools the change would deactivate, since scoping ignores inactive pools.
+
+    A grant on a resulting level-1 pool also covers its level-2 pools, so it counts as other access.
+    """
+    grants = list(Grant.objects.filter(tenant=tenant).select_related("user", "group", "pool", "pool__parent"))
+    kept = {
+        (grant.group_id is not None, grant.group_id or grant.user_id)
+        for grant in grants
+        if grant.pool_id is None or grant.pool_id in resulting_ids
+    }
+    delegates = [
+        PreviewDelegate(
+            principal=grant.group.name if grant.group_id else grant.user.get_username(),
+            is_group=grant.group_id is not None, role=grant.get_role_display(), pool=str(grant.pool),
+            keeps_other_access=(grant.group_id is not None, grant.group_id or grant.user_id) in kept,
+        )
+        for grant in grants
+        if grant.pool_id in disappearing_ids
+    ]
+    delegates.sort(key=lambda delegate: (delegate.pool.casefold(), delegate.principal.casefold(), delegate.role))
+    return delegates
 
 
 def _with_parent(pool: Pool | None) -> list[Pool]:
@@ -303,6 +381,11 @@ def _token(preview: SchemePreview, plan: MembershipPlan) -> str:
             for pool in preview.pools
         ],
         "moves": [[move.source, move.target, move.users, move.licenses] for move in preview.moves],
+        "delegates": [
+            [delegate.principal, delegate.is_group, delegate.role, delegate.pool, delegate.keeps_other_access]
+            for delegate in preview.delegates
+        ],
+        "requests": [[request.pk, request.quantity] for request in preview.pending_requests],
     }
     digest.update(json.dumps(summary, sort_keys=True).encode())
     for user_pk in sorted(plan.targets):

@@ -25,7 +25,7 @@ from graphsync.services import request_sync
 from rbac import scoping
 from rbac.choices import Action
 
-from . import services, stock
+from . import inactive_pools, services, stock, views_inactive
 from .exceptions import PoolsError
 from .forms import (
     AllotmentForm, AssignForm, MemberSearchForm, RenamePoolForm, RevokeForm, SchemeForm, assignable_skus,
@@ -73,6 +73,7 @@ def tenant_detail(request: HttpRequest, tenant_pk: int) -> HttpResponse:
         "stock": stock.tenant_stock(tenant),
         "sync_runs": tenant.sync_runs.order_by("-queued_at")[:SYNC_RUNS_SHOWN],
         "pool_tree": pool_tree(tenant, pools, with_usage=True),
+        "stranded_pools": inactive_pools.stranded_pools(tenant),
     }
     return render(request, "pools/tenant_detail.html", context)
 
@@ -160,7 +161,11 @@ def _allotment_rows(pool: Pool) -> list[dict]:
 @login_required
 @require_GET
 def pool_detail(request: HttpRequest, pool_pk: int) -> HttpResponse:
-    pool = scoping.get_pool_or_404(request.user, Action.VIEW, pk=pool_pk)
+    try:
+        pool = scoping.get_pool_or_404(request.user, Action.VIEW, pk=pool_pk)
+    except Http404:
+        # Tenant administrators still open an inactive pool, read-only, and everyone else gets 404 from it too.
+        return views_inactive.inactive_pool_page(request, pool_pk)
     search = MemberSearchForm(request.GET)
     members, query = _members_page(request, pool, search)
     can_assign = scoping.can(request.user, Action.ASSIGN, pool)
