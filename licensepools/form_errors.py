@@ -7,6 +7,8 @@ classes below word their messages around the text the user typed, so that togeth
 """
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.forms.utils import pretty_name
@@ -51,9 +53,31 @@ class IntegerField(TypedValueMixin, forms.IntegerField):
     typed_value_messages = {"invalid": _('"%(value)s" is not a whole number.'), **LIMIT_MESSAGES}
 
 
+EXPONENT_NOTATION = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+ISO_DATE_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def has_exponent(text: str) -> bool:
+    """Tell whether ``text`` is a number in exponent notation, such as 1e3, which Python's Decimal accepts."""
+    return bool(EXPONENT_NOTATION.fullmatch(text.strip()))
+
+
+def is_iso_date_shape(text: str) -> bool:
+    """Tell whether ``text`` looks like YYYY-MM-DD, so that a failed parse means the day does not exist."""
+    return bool(ISO_DATE_SHAPE.fullmatch(text.strip()))
+
+
+EXPONENT_MESSAGE = _('"%(value)s" uses exponent notation. Enter the number with digits and a decimal point, such '
+                     'as 1000.00.')
+NO_SUCH_DATE_MESSAGE = _("The date %(value)s does not exist. Check the day and the month.")
+
+
 class DecimalField(TypedValueMixin, forms.DecimalField):
+    """A decimal field that also rejects exponent notation, because "1e3" is more often a typo than 1000."""
+
     typed_value_messages = {
         "invalid": _('"%(value)s" is not a number.'),
+        "exponent": EXPONENT_MESSAGE,
         **LIMIT_MESSAGES,
         "max_digits": ngettext_lazy(
             "%(value)s has more than %(max)s digit.", "%(value)s has more than %(max)s digits.", "max"
@@ -69,8 +93,27 @@ class DecimalField(TypedValueMixin, forms.DecimalField):
     }
 
 
+    def to_python(self, value):
+        if isinstance(value, str) and has_exponent(value):
+            raise ValidationError(EXPONENT_MESSAGE, code="exponent")
+        return super().to_python(value)
+
+
 class DateField(TypedValueMixin, forms.DateField):
-    typed_value_messages = {"invalid": _('"%(value)s" is not a date. Enter it as YYYY-MM-DD.')}
+    """A date field with a separate error for a day that does not exist, such as 2026-02-30, and for a wrong format."""
+
+    typed_value_messages = {
+        "invalid": _('"%(value)s" is not a date. Enter it as YYYY-MM-DD.'),
+        "no_such_date": NO_SUCH_DATE_MESSAGE,
+    }
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except ValidationError as exc:
+            if isinstance(value, str) and is_iso_date_shape(value):
+                raise ValidationError(NO_SUCH_DATE_MESSAGE, code="no_such_date") from exc
+            raise
 
 
 class NamedErrorsFormMixin:

@@ -186,6 +186,21 @@ def _record(acting_user, data: PurchaseInput, tenant: Tenant, currency: str, ord
     return purchase
 
 
+def currency_warning(purchase: Purchase) -> str:
+    """Return a warning when the purchase's currency is not the tenant's, or an empty string.
+
+    Such a purchase is kept, because an administrator may well buy in USD for an EUR tenant, but the ledger
+    totals and chargeback reports add amounts of one currency only.
+    """
+    if purchase.currency == purchase.tenant.currency:
+        return ""
+    return _(
+        "The purchase is in %(currency)s, but the tenant's currency is %(tenant_currency)s. The ledger totals "
+        "%(currency)s amounts separately, and chargeback reports use prices in %(tenant_currency)s only. If "
+        "%(currency)s was a mistake, void the purchase and record it again in %(tenant_currency)s."
+    ) % {"currency": purchase.currency, "tenant_currency": purchase.tenant.currency}
+
+
 def _check_order_reference(tenant: Tenant, order_reference: str) -> None:
     """Raise PurchaseError when the tenant already has a purchase with this order reference, ignoring case.
 

@@ -132,6 +132,9 @@ def purchase_new(request: HttpRequest, tenant_pk: int) -> HttpResponse:
             if purchase.subscription is None:
                 message += " " + _("No single commerce subscription matches it; choose one in the ledger.")
             messages.success(request, message)
+            warning = purchases.currency_warning(purchase)
+            if warning:
+                messages.warning(request, warning)
             return redirect("pools:tenant_purchases", tenant_pk=tenant.pk)
     return render(request, "pools/purchases/purchase_form.html", {"tenant": tenant, "form": form})
 

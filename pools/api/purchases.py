@@ -15,6 +15,7 @@ from graphsync.currencies import validate_currency_code
 from graphsync.models import Sku, Subscription
 from licensepools.date_validators import validate_purchase_date
 from licensepools.api_errors import NamedNotFoundMixin
+from licensepools.api_fields import CalendarDateField, PlainDecimalField
 from pools import purchases, seat_requests
 from pools.choices import PurchaseTerm, RequestStatus
 from pools.exceptions import PoolsError
@@ -52,14 +53,28 @@ class PurchaseSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PurchaseCreatedSerializer(PurchaseSerializer):
+    warnings = serializers.ListField(
+        child=serializers.CharField(), read_only=True,
+        help_text="Reasons to check the recorded purchase, such as a currency that is not the tenant's.",
+    )
+
+    class Meta(PurchaseSerializer.Meta):
+        fields = [*PurchaseSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields
+
+
 class PurchaseInputSerializer(serializers.Serializer):
     pool = serializers.IntegerField(help_text="The purchasing pool's portal ID (level 1 or 2).")
     skuId = serializers.UUIDField(help_text="The SKU's GUID, as subscribedSkus reports it.")
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_SEATS)
-    purchasedOn = serializers.DateField(
+    purchasedOn = CalendarDateField(
         validators=[validate_purchase_date], help_text="From 2000-01-01 to today; a purchase is recorded once made.",
     )
-    unitPrice = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0, help_text="Per seat and month.")
+    unitPrice = PlainDecimalField(
+        max_digits=12, decimal_places=4, min_value=0,
+        help_text='Per seat and month, as a string such as "33.75"; exponent notation ("1e3") is rejected.',
+    )
     currency = serializers.CharField(
         required=False, allow_blank=True, default="", validators=[validate_currency_code],
         help_text="ISO 4217; empty uses the tenant's.",
@@ -102,7 +117,9 @@ class PurchaseViewSet(NamedNotFoundMixin, mixins.ListModelMixin, mixins.Retrieve
 
     @extend_schema(
         request=PurchaseInputSerializer,
-        responses={201: PurchaseSerializer, 400: OpenApiResponse(ErrorSerializer, description="Rejected purchase.")},
+        responses={
+            201: PurchaseCreatedSerializer, 400: OpenApiResponse(ErrorSerializer, description="Rejected purchase."),
+        },
         summary="Record a purchase and raise the pool's allotment",
     )
     def create(self, request: Request) -> Response:
@@ -136,7 +153,9 @@ class PurchaseViewSet(NamedNotFoundMixin, mixins.ListModelMixin, mixins.Retrieve
             )
         except PoolsError as exc:
             return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(PurchaseSerializer(purchase).data, status=status.HTTP_201_CREATED)
+        warning = purchases.currency_warning(purchase)
+        body = {**PurchaseSerializer(purchase).data, "warnings": [warning] if warning else []}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class SeatRequestSerializer(serializers.ModelSerializer):
