@@ -19,7 +19,7 @@ from graphsync.models import DirectoryUser
 from rbac import scoping
 from rbac.choices import Action
 
-from . import schemes
+from . import scheme_impacts, schemes
 from .exceptions import PoolsError
 from .forms_schemes import (
     AliasForm, MergeForm, PortalValueForm, PortalValuesUploadForm, SchemeConfirmForm, SchemeForm,
@@ -163,6 +163,11 @@ def alias_remove(request: HttpRequest, tenant_pk: int, alias_pk: int) -> HttpRes
     alias = PoolAlias.objects.filter(tenant=tenant, pk=alias_pk).select_related("pool").first()
     if alias is None:
         raise Http404("No such alias.")
+    if request.POST.get("confirmed") != "1":
+        # Removing the alias moves its value's users out of the pool. Nothing changes until the
+        # administrator confirms on this page.
+        context = {"tenant": tenant, "impact": scheme_impacts.alias_removal_impact(alias)}
+        return render(request, "pools/schemes/alias_remove_confirm.html", context)
     moved = schemes.remove_alias(acting_user=request.user, alias=alias)
     messages.success(
         request,
@@ -181,6 +186,13 @@ def pool_merge(request: HttpRequest, tenant_pk: int) -> HttpResponse:
         messages.error(request, _form_errors(form))
         return redirect("pools:scheme", tenant_pk=tenant.pk)
     source, target = form.cleaned_data["source"], form.cleaned_data["target"]
+    # Pools the merge rejects anyway go straight to the service, which explains why.
+    mergeable = source.pk != target.pk and source.parent_id == target.parent_id
+    if mergeable and request.POST.get("confirmed") != "1":
+        # The merge moves users, licenses, allotments, grants and pending requests and deactivates the
+        # source. Nothing changes until the administrator confirms on this page.
+        context = {"tenant": tenant, "impact": scheme_impacts.merge_impact(source, target)}
+        return render(request, "pools/schemes/merge_confirm.html", context)
     try:
         moved = schemes.merge_pools(acting_user=request.user, source=source, target=target)
     except PoolsError as exc:

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
 from graphsync.models import DirectoryUser, Sku, UserLicense
-from pools import stock
+from pools import scheme_impacts, stock
 from pools.choices import AlertKind, AuditAction, Outcome, PoolAttribute, RequestStatus
 from pools.exceptions import AllotmentError
 from pools.models import Alert, Allotment, AuditEvent, Pool, PoolAlias, PoolScheme, PortalValue, SeatRequest
@@ -438,11 +438,17 @@ def test_alias_ui_add_and_remove(admin_client, department_scheme):
     alias = PoolAlias.objects.get()
     assert "Remove alias Vertrieb" in response.content.decode()
 
-    response = admin_client.post(
-        reverse("pools:alias_remove", kwargs={"tenant_pk": department_scheme.pk, "alias_pk": alias.pk}), follow=True
-    )
+    remove_url = reverse("pools:alias_remove", kwargs={"tenant_pk": department_scheme.pk, "alias_pk": alias.pk})
+    response = admin_client.post(remove_url)
 
     moved = len(vertrieb_users(department_scheme))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert f"{moved} users leave Sales, with their licenses." in page
+    assert PoolAlias.objects.filter(pk=alias.pk).exists()
+
+    response = admin_client.post(remove_url, {"confirmed": "1"}, follow=True)
+
     assert messages_of(response) == [f"Removed the alias Vertrieb of Sales. {moved} users changed pool."]
     assert not PoolAlias.objects.exists()
 
@@ -648,12 +654,82 @@ def test_merge_ui(admin_client, department_scheme):
     pools = active_level1(department_scheme)
     moving = pools["hr"].members.count()
 
-    response = admin_client.post(
-        reverse("pools:pool_merge", kwargs={"tenant_pk": department_scheme.pk}),
-        {"source": pools["hr"].pk, "target": pools["human resources"].pk}, follow=True,
-    )
+    url = reverse("pools:pool_merge", kwargs={"tenant_pk": department_scheme.pk})
+    data = {"source": pools["hr"].pk, "target": pools["human resources"].pk}
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 200
+    assert f"{moving} users of HR move to Human Resources with their licenses." in response.content.decode()
+    assert Pool.objects.get(pk=pools["hr"].pk).is_active
+
+    response = admin_client.post(url, {**data, "confirmed": "1"}, follow=True)
 
     assert messages_of(response) == [f"Merged HR into Human Resources. {moving} users changed pool."]
+
+
+def test_merge_impact_lists_consequences(department_scheme, admin, make_portal_user):
+    tenant = department_scheme
+    pools = active_level1(tenant)
+    hr, human = pools["hr"], pools["human resources"]
+    e3 = Sku.objects.get(tenant=tenant, part_number="SPE_E3")
+    ems = Sku.objects.get(tenant=tenant, part_number="EMS")
+    set_allotment(acting_user=admin, pool=hr, sku=e3, seats=3)
+    make_portal_user("hr-manager", role=Role.POOL_MANAGER, pool=hr)
+    SeatRequest.objects.create(tenant=tenant, pool=human, sku=e3, quantity=3, reason="Interns")
+    withdrawn = SeatRequest.objects.create(tenant=tenant, pool=hr, sku=e3, quantity=2, reason="New hires")
+    moving = SeatRequest.objects.create(tenant=tenant, pool=hr, sku=ems, quantity=1, reason="Mobile devices")
+    members = hr.members.filter(is_deleted=False)
+
+    impact = scheme_impacts.merge_impact(hr, human)
+
+    assert impact.users == members.count()
+    assert impact.licenses == UserLicense.objects.filter(user__in=members).values("user", "sku").distinct().count()
+    assert [(allotment.pool, allotment.sku, allotment.seats) for allotment in impact.allotments] == [(hr, e3, 3)]
+    assert [(grant.user.username, grant.role) for grant in impact.grants] == [("hr-manager", Role.POOL_MANAGER)]
+    assert [(fate.request, fate.withdrawn) for fate in impact.requests] == [(withdrawn, True), (moving, False)]
+    assert Allotment.objects.get(pool=hr, sku=e3).seats == 3
+    assert Pool.objects.get(pk=hr.pk).is_active
+
+
+def test_merge_confirm_page_lists_consequences(admin_client, department_scheme, admin, make_portal_user):
+    pools = active_level1(department_scheme)
+    hr, human = pools["hr"], pools["human resources"]
+    e3 = Sku.objects.get(tenant=department_scheme, part_number="SPE_E3")
+    set_allotment(acting_user=admin, pool=hr, sku=e3, seats=3)
+    make_portal_user("hr-manager", role=Role.POOL_MANAGER, pool=hr)
+    events_before = AuditEvent.objects.count()
+
+    response = admin_client.post(
+        reverse("pools:pool_merge", kwargs={"tenant_pk": department_scheme.pk}), {"source": hr.pk, "target": human.pk}
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert f"<td>HR</td><td>{e3.name}</td><td class=\"number\">3</td>" in page
+    assert "hr-manager: Pool manager · HR" in page
+    assert '<input type="hidden" name="confirmed" value="1">' in page
+    assert AuditEvent.objects.count() == events_before
+
+
+def test_alias_removal_impact_lists_moves(department_scheme, admin):
+    tenant = department_scheme
+    sales = active_level1(tenant)["sales"]
+    alias = add_alias(acting_user=admin, pool=sales, value="Vertrieb")
+    moving = vertrieb_users(tenant)
+
+    impact = scheme_impacts.alias_removal_impact(alias)
+
+    assert impact.users == len(moving)
+    assert {move.user.pk for move in impact.listed_moves} == moving
+    assert impact.licenses == UserLicense.objects.filter(user__in=moving).values("user", "sku").distinct().count()
+    assert PoolAlias.objects.filter(pk=alias.pk).exists()
+    assert set(sales.members.values_list("pk", flat=True)) >= moving
+
+    remove_alias(acting_user=admin, alias=alias)
+
+    for move in impact.listed_moves:
+        assert str(DirectoryUser.objects.get(pk=move.user.pk).pool) == move.pool_name
 
 
 # Renaming
