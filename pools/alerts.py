@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 POOL_KINDS = frozenset(
     {AlertKind.POOL_SPARE_LOW, AlertKind.POOL_OVER_ALLOTMENT, AlertKind.DRIFT, AlertKind.GROUP_LICENSE_ERROR}
 )
+# Pool alert kinds whose fix needs a tenant administrator (raising an allotment, adopting drift), so they
+# are e-mailed to the tenant administrators as well as to the pool's managers.
+ADMINISTRATOR_ACTION_KINDS = frozenset({AlertKind.POOL_OVER_ALLOTMENT, AlertKind.DRIFT})
 ERROR_STATES = [LicenseState.ERROR, LicenseState.ACTIVE_WITH_ERROR]
 # Capability states in which no new seat can be assigned, so free units are not counted.
 UNASSIGNABLE_STATUSES = frozenset({"Suspended", "LockedOut", "Deleted"})

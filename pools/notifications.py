@@ -3,14 +3,15 @@ the drift referral.
 
 Alerts about a pool go to its managers: users and groups holding ``pools.manage_pool`` on the pool or
 its level-1 parent, or ``graphsync.manage_pools`` on the tenant. A pool without a manager falls back to
-the tenant administrators (``graphsync.administer_tenant``), who also receive every tenant-wide alert.
-Users whose AlertPreference asks for a daily digest get no e-mail per alert.
+the tenant administrators (``graphsync.administer_tenant``), who also receive every tenant-wide alert and
+the pool alerts only they can fix (over allotment, assignments made outside the portal). Users whose
+AlertPreference requests a daily digest get no e-mail per alert; their digest lists the alerts their
+alerts page shows.
 """
 from __future__ import annotations
 
 import logging
 import smtplib
-from collections import defaultdict
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -113,14 +114,22 @@ class RecipientCache:
         return self._tenants[tenant.pk]
 
     def for_alert(self, alert: Alert) -> list[AbstractBaseUser]:
-        """Return who is told about ``alert``: pool kinds go to the pool's managers, else to the administrators."""
-        from .alerts import POOL_KINDS
+        """Return the users who receive ``alert``, each user once.
+
+        Pool kinds go to the pool's managers, and those a tenant administrator must act on go to the
+        administrators too. Other kinds, and pool kinds of a pool nobody manages, go to the administrators.
+        """
+        from .alerts import ADMINISTRATOR_ACTION_KINDS, POOL_KINDS
 
         if alert.kind in POOL_KINDS and alert.pool_id is not None:
             if alert.pool_id not in self._pools:
                 self._pools[alert.pool_id] = pool_managers(alert.pool)
-            if self._pools[alert.pool_id]:
-                return self._pools[alert.pool_id]
+            managers = self._pools[alert.pool_id]
+            if managers and alert.kind in ADMINISTRATOR_ACTION_KINDS:
+                manager_pks = {user.pk for user in managers}
+                return managers + [user for user in self.administrators(alert.tenant) if user.pk not in manager_pks]
+            if managers:
+                return managers
         return self.administrators(alert.tenant)
 
 
@@ -241,7 +250,7 @@ def send_digests(now=None) -> int:
     """Send the daily digest to every active user who chose it and has alerts; return the digests sent.
 
     A digest lists the alerts raised since the user's previous digest (or in the last day) and every alert
-    still open, among the alerts the user receives.
+    still open, among the alerts the user's alerts page shows, so its open alerts match that page.
     """
     now = now or timezone.now()
     preferences = list(
@@ -252,23 +261,18 @@ def send_digests(now=None) -> int:
     )
     if not preferences:
         return 0
-    oldest = min((pref.last_digest_sent_at or now - timedelta(days=1)) for pref in preferences)
-    candidates = Alert.objects.filter(Q(resolved_at__isnull=True) | Q(raised_at__gt=oldest)).select_related(
-        "tenant", "pool", "pool__parent"
-    ).order_by("tenant__name", "-severity", "-raised_at")
-    cache = RecipientCache()
-    by_user: dict[int, list[Alert]] = defaultdict(list)
-    wanted = {pref.user_id for pref in preferences}
-    for alert in candidates:
-        for user in cache.for_alert(alert):
-            if user.pk in wanted:
-                by_user[user.pk].append(alert)
+    from .alerts import visible_alerts
 
     connection = get_connection()
     sent = 0
     for preference in preferences:
         since = preference.last_digest_sent_at or now - timedelta(days=1)
-        alerts = by_user.get(preference.user_id, [])
+        alerts = list(
+            visible_alerts(preference.user)
+            .filter(Q(resolved_at__isnull=True) | Q(raised_at__gt=since))
+            .select_related("tenant", "pool", "pool__parent")
+            .order_by("tenant__name", "-severity", "-raised_at")
+        )
         new = [alert for alert in alerts if alert.raised_at > since]
         still_open = [alert for alert in alerts if alert.resolved_at is None and alert.raised_at <= since]
         if not new and not still_open:
