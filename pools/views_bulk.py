@@ -58,6 +58,11 @@ def assign_details(request: HttpRequest, pool_pk: int, user_pk: int) -> HttpResp
     sku = _sku_from_query(request, pool)
     current = UserLicense.objects.filter(user=member, sku=sku, assigned_by_group="").first() if sku else None
 
+    if request.method == "POST" and request.POST.get("show_plans"):
+        # The Options button of the pool page posts its row's form here so that the CSRF token never
+        # reaches a URL. Nothing is assigned: the page opens with the chosen SKU, or without one.
+        url = reverse("pools:assign_details", kwargs={"pool_pk": pool.pk, "user_pk": member.pk})
+        return redirect(f"{url}?sku={sku.pk}" if sku else url)
     if request.method == "POST":
         form = AssignDetailsForm(request.POST, pool=pool, sku=sku)
         if form.is_valid():
