@@ -5,7 +5,9 @@ sign-in of any kind (interactive, non-interactive or successful) is older than t
 when it never signed in and was created longer ago than the threshold, or when one of its SKUs is
 redundant: every service plan it enables is also enabled in another SKU the user holds. Sign-in times
 come from Graph's signInActivity, which only Entra ID P1/P2 tenants return; without it only disabled
-accounts and redundant licenses are listed. An exempt user is never a candidate.
+accounts and redundant licenses are listed. Entra ID records sign-ins only from April 2020 on, so an
+account created before then without a sign-in is inactive since at least that date rather than one that
+never signed in. An exempt user is never a candidate.
 
 Reclaiming removes the direct assignment through ``services.revoke_license``, which records one
 ``license.reclaimed`` audit event with the reasons in place of its usual ``license.revoked``. A license
@@ -42,6 +44,9 @@ from .services import revoke_license
 logger = logging.getLogger(__name__)
 
 MAX_EXEMPTION_REASON_LENGTH = 500
+# Microsoft Entra ID keeps interactive sign-ins from April 2020 on (Microsoft Graph, signInActivity resource
+# type), so for an older account without a sign-in only the time since then is known.
+SIGN_IN_RECORDS_START = dt.datetime(2020, 4, 1, tzinfo=dt.timezone.utc)
 # A license in these states is not reclaimable: a group assignment that failed, or a reservation in progress
 # or awaiting a sync to confirm it.
 NO_SEAT_STATES = (LicenseState.PENDING, LicenseState.ASSIGNMENT_UNCONFIRMED, "Error")
@@ -189,6 +194,8 @@ class Candidate:
     last_sign_in: dt.datetime | None
     days_inactive: int | None
     exemption: LicenseExemption | None = None
+    # The start of the sign-in records, for an account older than them without a recorded sign-in.
+    no_sign_in_since: dt.datetime | None = None
 
     @property
     def reason_codes(self) -> list[str]:
@@ -344,6 +351,7 @@ def evaluate(
 
     latest = last_sign_in(user)
     days_inactive = (now - latest).days if latest else None
+    no_sign_in_since = None
     limit = now - dt.timedelta(days=threshold.days)
     if sign_in_available:
         if latest is not None and latest < limit:
@@ -354,6 +362,15 @@ def evaluate(
             ) % {**numbers, "days": number_format(days_inactive)}))
         # NOTE: an account that never signed in and has no createdDateTime is not listed, because its age
         # cannot be compared with the threshold.
+        elif latest is None and user.created_at_graph is not None and user.created_at_graph < SIGN_IN_RECORDS_START:
+            no_sign_in_since = SIGN_IN_RECORDS_START
+            reasons.append(Reason(ReasonCode.INACTIVE, _(
+                "No sign-in recorded since %(start)s, when Entra ID began recording sign-ins. The account was "
+                "created on %(created)s, and the threshold is %(threshold)s days."
+            ) % {
+                **numbers, "start": date_format(SIGN_IN_RECORDS_START, "YEAR_MONTH_FORMAT"),
+                "created": date_format(user.created_at_graph, "SHORT_DATE_FORMAT"),
+            }))
         elif latest is None and user.created_at_graph is not None and user.created_at_graph < limit:
             age = (now - user.created_at_graph).days
             reasons.append(Reason(ReasonCode.NEVER_SIGNED_IN, ngettext(
@@ -395,7 +412,7 @@ def evaluate(
             ) % {"date": date_format(recent[item.sku.pk], "SHORT_DATE_FORMAT"), **numbers}
     return Candidate(
         user=user, reasons=reasons, licenses=held, threshold=threshold, last_sign_in=latest,
-        days_inactive=days_inactive,
+        days_inactive=days_inactive, no_sign_in_since=no_sign_in_since if inactivity else None,
     )
 
 

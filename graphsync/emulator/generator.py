@@ -148,8 +148,22 @@ def generate_tenant(users: int, seed: int, tenant_id: str | None = None) -> dict
     return _finish_tenant(tenant, f"Contoso (generated, seed {seed})", client)
 
 
-def demo_tenant(seed: int = 1, generated_users: int = 2000) -> dict[str, Any]:
-    """Return the demo tenant: the 32 Graph Explorer sandbox users plus `generated_users` generated ones."""
+# Entra ID keeps interactive sign-ins from April 2020 on and lastSuccessfulSignInDateTime from
+# 1 December 2023 on (Microsoft Graph, signInActivity resource type), so older times never appear.
+SIGN_IN_RECORDS_START = dt.datetime(2020, 4, 1, tzinfo=dt.timezone.utc)
+SUCCESSFUL_SIGN_IN_RECORDS_START = dt.datetime(2023, 12, 1, tzinfo=dt.timezone.utc)
+# Weights of enabled accounts by their latest sign-in: within a month, one to three months ago, three months
+# to two years ago, and never. Disabled accounts always fall in the third group. The default demo then has
+# about one account in eight without a sign-in for 90 days or more, instead of nearly all of them.
+SIGN_IN_PROFILE = (("recent", 86), ("lapsing", 6), ("inactive", 5), ("never", 3))
+
+
+def demo_tenant(seed: int = 1, generated_users: int = 2000, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Return the demo tenant: the 32 Graph Explorer sandbox users plus `generated_users` generated ones.
+
+    Users carry signInActivity relative to `now` (the start of the current UTC day by default), so the
+    demo's reclaim candidates look the same whenever it runs. The same seed and `now` give the same JSON.
+    """
     rng = random.Random(seed)
     tenant = _Tenant(rng=rng, tenant_id=DEMO_TENANT_ID, catalog=load_catalog())
     client = {"clientId": DEMO_CLIENT_ID, "clientSecret": DEMO_CLIENT_SECRET}
@@ -167,7 +181,42 @@ def demo_tenant(seed: int = 1, generated_users: int = 2000) -> dict[str, Any]:
         tenant.users.append(user)
     for number in range(len(sandbox), len(sandbox) + generated_users):
         tenant.users.append(_generate_user(tenant, number, DEMO_DOMAIN))
+    if now is None:
+        now = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    # A separate random generator keeps every other value of the demo as it was before users had sign-in data.
+    sign_in_rng = random.Random(f"{seed}-sign-in")
+    for user in tenant.users:
+        user["signInActivity"] = _sign_in_activity(sign_in_rng, user, now)
     return _finish_tenant(tenant, "Contoso (demo)", client)
+
+
+def _sign_in_activity(rng: random.Random, user: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
+    """Return a user's signInActivity as Graph does, or None for an account that never signed in."""
+    created = dt.datetime.strptime(user["createdDateTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    earliest = max(created, SIGN_IN_RECORDS_START)
+    if earliest >= now:
+        return None
+    profile = _weighted(rng, SIGN_IN_PROFILE) if user.get("accountEnabled", True) else "inactive"
+    if profile == "never":
+        return None
+    days_ago = {
+        "recent": rng.uniform(0, 30), "lapsing": rng.uniform(30, 90), "inactive": rng.uniform(90, 730),
+    }[profile]
+    interactive = max(now - dt.timedelta(days=days_ago), earliest)
+    # Clients such as Outlook sign in on the user's behalf more often than the user does.
+    non_interactive = min(interactive + dt.timedelta(hours=rng.uniform(0, 72)), now)
+    latest = max(interactive, non_interactive)
+    return {
+        "lastSignInDateTime": _graph_time(interactive),
+        "lastSignInRequestId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "lastNonInteractiveSignInDateTime": _graph_time(non_interactive),
+        "lastNonInteractiveSignInRequestId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "lastSuccessfulSignInDateTime": _graph_time(latest) if latest >= SUCCESSFUL_SIGN_IN_RECORDS_START else None,
+    }
+
+
+def _graph_time(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _client_secret(rng: random.Random) -> str:

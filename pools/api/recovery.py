@@ -69,6 +69,10 @@ class CandidateSerializer(serializers.Serializer):
     lastNonInteractiveSignIn = serializers.DateTimeField(source="user.last_non_interactive_sign_in_at", allow_null=True)
     lastSuccessfulSignIn = serializers.DateTimeField(source="user.last_successful_sign_in_at", allow_null=True)
     daysInactive = serializers.IntegerField(source="days_inactive", allow_null=True)
+    noSignInRecordedSince = serializers.DateTimeField(
+        source="no_sign_in_since", allow_null=True,
+        help_text="Start of Entra ID's sign-in records, for an older account without a recorded sign-in; else null.",
+    )
     createdDateTime = serializers.DateTimeField(source="user.created_at_graph", allow_null=True)
     thresholdDays = serializers.IntegerField(source="threshold.days")
     licenses = HeldLicenseSerializer(many=True)

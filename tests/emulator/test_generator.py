@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from typing import Any
@@ -113,3 +114,35 @@ def test_catalog_strips_and_dedupes() -> None:
         assert len(plan_ids) == len(set(plan_ids))
     assert catalog.by_part_number("O365_BUSINESS_PREMIUM").display_name == "Microsoft 365 Business Standard"
     assert catalog.by_part_number("AAD_PREMIUM_USGOV_GCCHIGH").part_number == "AAD_PREMIUM_USGOV_GCCHIGH"
+
+
+def test_demo_sign_in_activity() -> None:
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+    tenant = demo_tenant(generated_users=1000, now=now)
+    activities = [user["signInActivity"] for user in tenant["users"]]
+    latest = [
+        dt.datetime.strptime(activity["lastNonInteractiveSignInDateTime"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=dt.timezone.utc
+        )
+        for activity in activities
+        if activity is not None
+    ]
+    recent = sum(1 for moment in latest if now - moment < dt.timedelta(days=30))
+    inactive = sum(1 for moment in latest if now - moment >= dt.timedelta(days=90))
+    never = activities.count(None)
+
+    assert recent > 0.7 * len(activities)
+    assert 0 < inactive < 0.2 * len(activities)
+    assert 0 < never < 0.1 * len(activities)
+    assert all(moment <= now for moment in latest)
+    assert all(moment >= dt.datetime(2020, 4, 1, tzinfo=dt.timezone.utc) for moment in latest)
+    assert demo_tenant(generated_users=1000, now=now) == tenant
+
+
+def test_demo_sign_in_keeps_other_values() -> None:
+    with_sign_in = demo_tenant(generated_users=50, now=dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc))
+    other_day = demo_tenant(generated_users=50, now=dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc))
+
+    for user in with_sign_in["users"] + other_day["users"]:
+        user.pop("signInActivity")
+    assert with_sign_in == other_day
