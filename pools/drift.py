@@ -4,7 +4,8 @@ A direct assignment made in the Microsoft 365 admin center or with PowerShell, a
 inherited from a group, reaches the mirror through a sync with origin "external" and the time the sync
 first saw it. The licenses a tenant held when its first sync ran are the starting point, not drift: only
 rows first seen after that sync finished are listed. A tenant administrator adopts drift (the pool's
-allotment rises to cover it) or refers it to the pool's managers (who are e-mailed the list).
+allotment rises to cover it) or refers it to the pool's managers (who are e-mailed the list). Referred
+drift stays on the pool page, awaiting the managers, until the license is revoked or adopted.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from . import stock
 from .audit import record_event
 from .choices import AuditAction
 from .exceptions import AllotmentError, PoolsError
-from .models import Allotment, Pool
+from .models import Allotment, AuditEvent, Pool
 
 logger = logging.getLogger(__name__)
 
@@ -48,18 +49,23 @@ def baseline_time(tenant: Tenant) -> datetime | None:
     )
 
 
-def unresolved_drift(tenant: Tenant, pool_ids: list[int] | None = None) -> QuerySet[UserLicense]:
+def unresolved_drift(
+    tenant: Tenant, pool_ids: list[int] | None = None, *, include_referred: bool = False
+) -> QuerySet[UserLicense]:
     """Seat-occupying external assignments of non-deleted users, first seen after the first sync, not yet resolved.
 
-    A group assignment in state Error occupies no seat; it is a licensing error, not drift.
+    Referred assignments wait for the pool managers, not for an administrator, so they are left out
+    unless ``include_referred``. A group assignment in state Error occupies no seat; it is a licensing
+    error, not drift.
     """
+    resolutions = ["", DriftResolution.REFERRED] if include_referred else [""]
     baseline = baseline_time(tenant)
     if baseline is None:
         return UserLicense.objects.none()
     rows = UserLicense.objects.filter(
         tenant=tenant,
         origin=LicenseOrigin.EXTERNAL,
-        drift_resolution="",
+        drift_resolution__in=resolutions,
         first_seen_at__gt=baseline,
         user__is_deleted=False,
     ).exclude(state__in=[*stock.SEAT_FREE_STATES, LicenseState.PENDING, LicenseState.ASSIGNMENT_UNCONFIRMED])
@@ -83,6 +89,19 @@ class DriftAssignment:
     def first_seen_at(self):
         return self.license.first_seen_at
 
+    @property
+    def is_referred(self) -> bool:
+        return self.license.drift_resolution == DriftResolution.REFERRED
+
+
+@dataclass
+class Referral:
+    """The latest referral of a pool's drift in one SKU: its time, the referring administrator and the managers."""
+
+    referred_at: datetime
+    referred_by: str
+    managers: list[str]
+
 
 @dataclass
 class DriftLine:
@@ -93,6 +112,15 @@ class DriftLine:
     consumption: int
     external_seats: int
     assignments: list[DriftAssignment] = field(default_factory=list)
+    referral: Referral | None = None
+
+    @property
+    def unreferred(self) -> list[DriftAssignment]:
+        return [item for item in self.assignments if not item.is_referred]
+
+    @property
+    def referred(self) -> list[DriftAssignment]:
+        return [item for item in self.assignments if item.is_referred]
 
     @property
     def spare(self) -> int | None:
@@ -115,10 +143,13 @@ def group_names(tenant: Tenant, group_ids) -> dict[str, str]:
     return {group_id: names.get(group_id) or group_id for group_id in ids}
 
 
-def pool_drift(pool: Pool, sku: Sku | None = None) -> list[DriftLine]:
-    """List the pool's unresolved drift per SKU, its level-2 pools included, ordered by SKU part number."""
+def pool_drift(pool: Pool, sku: Sku | None = None, *, include_referred: bool = True) -> list[DriftLine]:
+    """List the pool's unresolved drift per SKU, its level-2 pools included, ordered by SKU part number.
+
+    Referred assignments are listed, with the latest referral, unless ``include_referred`` is false.
+    """
     subtree = pool.subtree_ids()
-    rows = unresolved_drift(pool.tenant, subtree).select_related("user", "sku").order_by(
+    rows = unresolved_drift(pool.tenant, subtree, include_referred=include_referred).select_related("user", "sku").order_by(
         "sku__part_number", "first_seen_at", "user__user_principal_name"
     )
     if sku is not None:
@@ -146,7 +177,29 @@ def pool_drift(pool: Pool, sku: Sku | None = None) -> list[DriftLine]:
                 assignments=[DriftAssignment(row, names.get(row.assigned_by_group, "")) for row in sku_rows],
             )
         )
+    for line in result:
+        if line.referred:
+            line.referral = _latest_referral(pool, line.sku)
     return result
+
+
+def _latest_referral(pool: Pool, sku: Sku) -> Referral | None:
+    """Return the latest referral of ``sku`` drift in the pool or one of its level-2 pools, from the audit trail."""
+    event = (
+        AuditEvent.objects.filter(
+            tenant_id=pool.tenant_id, action=AuditAction.DRIFT_REFERRED, sku=sku, pool_id__in=pool.subtree_ids()
+        )
+        .order_by("-occurred_at", "-pk")
+        .first()
+    )
+    if event is None:
+        return None
+    after = event.after or {}
+    return Referral(
+        referred_at=event.occurred_at,
+        referred_by=event.actor_name,
+        managers=after.get("managers") or after.get("recipients") or [],
+    )
 
 
 def _users_seated_only_by_drift(pool: Pool, drift_pks: set[int], sku_pks: list[int]) -> dict[int, set[int]]:
@@ -190,20 +243,28 @@ def _require_administrator(acting_user: AbstractBaseUser, pool: Pool, sku: Sku) 
         raise Http404("No such pool.")
 
 
-def _drift_line_or_error(pool: Pool, sku: Sku) -> DriftLine:
-    lines = pool_drift(pool, sku)
-    if not lines:
+def _drift_line_or_error(pool: Pool, sku: Sku, *, include_referred: bool) -> DriftLine:
+    lines = pool_drift(pool, sku, include_referred=include_referred)
+    if lines:
+        return lines[0]
+    if not include_referred and pool_drift(pool, sku):
         raise DriftError(
-            _("Pool %(pool)s has no unresolved assignment of %(sku)s made outside the portal.")
+            _("Every assignment of %(sku)s made outside the portal in pool %(pool)s has been referred to the pool "
+              "managers already. Wait for them to revoke the licenses, or adopt the assignments.")
             % {"pool": str(pool), "sku": sku.name}
         )
-    return lines[0]
+    raise DriftError(
+        _("Pool %(pool)s has no unresolved assignment of %(sku)s made outside the portal.")
+        % {"pool": str(pool), "sku": sku.name}
+    )
 
 
 def _mark_resolved(line: DriftLine, resolution: DriftResolution, acting_user: AbstractBaseUser) -> int:
-    return UserLicense.objects.filter(pk__in=[item.license.pk for item in line.assignments], drift_resolution="").update(
-        drift_resolution=resolution, drift_resolved_at=timezone.now(), drift_resolved_by=acting_user
-    )
+    """Record ``resolution`` on the line's assignments; adopting also settles assignments referred earlier."""
+    pending = ["", DriftResolution.REFERRED] if resolution == DriftResolution.ADOPTED else [""]
+    return UserLicense.objects.filter(
+        pk__in=[item.license.pk for item in line.assignments], drift_resolution__in=pending
+    ).update(drift_resolution=resolution, drift_resolved_at=timezone.now(), drift_resolved_by=acting_user)
 
 
 def _allotment_pool(pool: Pool, sku: Sku) -> Pool:
@@ -226,7 +287,7 @@ def adopt_drift(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku) -> Drift
         # The SKU row lock serialises this with assignments and allotment changes of the same SKU, and the
         # fresh row carries the enabled units of the latest sync.
         sku = Sku.objects.select_for_update().get(pk=sku.pk)
-        line = _drift_line_or_error(pool, sku)
+        line = _drift_line_or_error(pool, sku, include_referred=True)
         target = _allotment_pool(pool, sku)
         target_line = next((item for item in stock.pool_lines(target) if item.sku.pk == sku.pk), None)
         before = target_line.allotment if target_line else 0
@@ -274,7 +335,7 @@ def refer_drift(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku) -> tuple
 
     _require_administrator(acting_user, pool, sku)
     with transaction.atomic():
-        line = _drift_line_or_error(pool, sku)
+        line = _drift_line_or_error(pool, sku, include_referred=False)
         recipients = [user for user in pool_managers(pool) if user.email]
         if not recipients:
             raise DriftError(
@@ -285,7 +346,11 @@ def refer_drift(*, acting_user: AbstractBaseUser, pool: Pool, sku: Sku) -> tuple
         record_event(
             acting_user=acting_user, action=AuditAction.DRIFT_REFERRED, tenant=pool.tenant, pool=pool, sku=sku,
             target=str(pool), before={"spare": line.spare},
-            after={"assignments": _assignment_summary(line), "recipients": [user.email for user in recipients]},
+            after={
+                "assignments": _assignment_summary(line),
+                "recipients": [user.email for user in recipients],
+                "managers": [user.get_username() for user in recipients],
+            },
             message=ngettext(
                 "Referred %(count)s assignment made outside the portal to the pool managers.",
                 "Referred %(count)s assignments made outside the portal to the pool managers.",

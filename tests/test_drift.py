@@ -220,7 +220,12 @@ def test_refer_mails_manager(emulator, synced_tenant, admin, pool, sku, manager,
     assert row.drift_resolution == DriftResolution.REFERRED
     event = AuditEvent.objects.get(action=AuditAction.DRIFT_REFERRED)
     assert event.after["recipients"] == ["manager@example.com"]
-    assert pool_drift(pool) == []
+    assert event.after["managers"] == ["manager"]
+    [listed] = pool_drift(pool)
+    assert [item.user for item in listed.referred] == [user]
+    assert listed.unreferred == []
+    assert listed.referral.managers == ["manager"]
+    assert listed.referral.referred_by == "admin"
 
 
 def test_refer_without_manager_rejected(emulator, synced_tenant, admin, pool, sku, mailoutbox):
@@ -275,3 +280,61 @@ def test_pool_page_lists_drift(emulator, synced_tenant, admin, pool, sku, client
     response = client.post(f"/pools/{pool.pk}/drift/adopt/", {"sku": sku.pk}, follow=True)
     assert "Adopted 1 assignment of Microsoft 365 E3 made outside the portal." in response.content.decode()
     assert pool_drift(pool) == []
+
+
+def test_referred_drift_stays_listed(emulator, synced_tenant, admin, pool, sku, manager, client, mailoutbox):
+    set_allotment(acting_user=admin, pool=pool, sku=sku, seats=consumption(pool, sku))
+    user = unlicensed_user(pool)
+    assign_out_of_band(emulator, synced_tenant, user, sku)
+    sync_now(synced_tenant)
+    refer_drift(acting_user=admin, pool=pool, sku=sku)
+    evaluate_tenant(synced_tenant)
+
+    for viewer in (admin, manager):
+        client.force_login(viewer)
+        page = client.get(f"/pools/{pool.pk}/").content.decode()
+        assert "No unresolved assignment made outside the portal." not in page
+        assert user.user_principal_name in page
+        assert 'id="drift-referral-' in page
+        assert "Referred to manager on " in page
+        assert "by admin, awaiting the manager." in page
+        assert "revoke these licenses in this pool" in page
+        assert "awaiting the manager</td>" in page
+        assert "Refer to the pool managers" not in page
+    assert Alert.objects.filter(kind=AlertKind.POOL_OVER_ALLOTMENT, pool=pool, resolved_at__isnull=True).exists()
+    assert not Alert.objects.filter(kind=AlertKind.DRIFT, pool=pool, resolved_at__isnull=True).exists()
+
+    with pytest.raises(DriftError) as caught:
+        refer_drift(acting_user=admin, pool=pool, sku=sku)
+    assert caught.value.message == (
+        f"Every assignment of Microsoft 365 E3 made outside the portal in pool {pool} has been referred to the pool "
+        "managers already. Wait for them to revoke the licenses, or adopt the assignments."
+    )
+
+
+def test_referred_drift_cleared_by_revoke(emulator, synced_tenant, admin, pool, sku, manager, mailoutbox):
+    from pools.services import revoke_license
+
+    set_allotment(acting_user=admin, pool=pool, sku=sku, seats=consumption(pool, sku))
+    user = unlicensed_user(pool)
+    assign_out_of_band(emulator, synced_tenant, user, sku)
+    sync_now(synced_tenant)
+    refer_drift(acting_user=admin, pool=pool, sku=sku)
+
+    revoke_license(acting_user=manager, pool=pool, user=user, sku=sku)
+
+    assert pool_drift(pool) == []
+
+
+def test_referred_drift_cleared_by_adopt(emulator, synced_tenant, admin, pool, sku, manager, mailoutbox):
+    set_allotment(acting_user=admin, pool=pool, sku=sku, seats=consumption(pool, sku))
+    user = unlicensed_user(pool)
+    assign_out_of_band(emulator, synced_tenant, user, sku)
+    sync_now(synced_tenant)
+    refer_drift(acting_user=admin, pool=pool, sku=sku)
+
+    adopt_drift(acting_user=admin, pool=pool, sku=sku)
+
+    assert pool_drift(pool) == []
+    assert UserLicense.objects.get(user=user, sku=sku).drift_resolution == DriftResolution.ADOPTED
+    assert Allotment.objects.get(pool=pool, sku=sku).seats == consumption(pool, sku)
