@@ -28,15 +28,22 @@ def set_price(
     currency: str,
     effective_from: dt.date,
 ) -> SkuPrice:
-    """Set the monthly price of a SKU from a date on, replacing a price set for that same date."""
+    """Set the monthly price of a SKU from a date on, replacing a price set for that same date.
+
+    The price form asks for confirmation before a replacement; the audit event keeps the replaced price.
+    """
     if not scoping.can_administer_tenant(acting_user, tenant) or sku.tenant_id != tenant.pk:
         raise Http404("No such tenant.")
     currency = currency.upper()
     with transaction.atomic():
         existing = SkuPrice.objects.select_for_update().filter(sku=sku, effective_from=effective_from).first()
-        before = (
-            {"monthly_price": str(existing.monthly_price), "currency": existing.currency} if existing else None
-        )
+        before = None
+        if existing is not None:
+            before = {
+                "monthly_price": str(existing.monthly_price), "currency": existing.currency,
+                "effective_from": existing.effective_from.isoformat(),
+                "set_by": existing.created_by.get_username() if existing.created_by else None,
+            }
         price, _created = SkuPrice.objects.update_or_create(
             sku=sku,
             effective_from=effective_from,

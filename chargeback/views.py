@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -60,7 +61,8 @@ def prices(request: HttpRequest, tenant_pk: int) -> HttpResponse:
     can_set_prices = can_administer_tenant(request.user, tenant)
     form = PriceForm(request.POST or None, tenant=tenant) if can_set_prices else None
     if request.method == "POST" and form.is_valid():
-        price = set_price(acting_user=request.user, tenant=tenant, **form.cleaned_data)
+        data = {name: value for name, value in form.cleaned_data.items() if name != "replace_existing"}
+        price = set_price(acting_user=request.user, tenant=tenant, **data)
         messages.success(
             request,
             _("%(sku)s now costs %(price)s %(currency)s per seat and month from %(date)s.")
@@ -68,7 +70,7 @@ def prices(request: HttpRequest, tenant_pk: int) -> HttpResponse:
                 "sku": price.sku.name,
                 "price": format_price(price.monthly_price),
                 "currency": price.currency,
-                "date": price.effective_from.isoformat(),
+                "date": date_format(price.effective_from, "SHORT_DATE_FORMAT"),
             },
         )
         return redirect("chargeback:prices", tenant_pk=tenant.pk)

@@ -160,7 +160,7 @@ def test_pools_assignment_and_chargeback(
     page.get_by_label("Effective from").fill(today.replace(day=1).isoformat())
     page.get_by_role("button", name="Set price").click()
     expect_message(
-        page, f"{sku.name} now costs 31.00 EUR per seat and month from {today.replace(day=1).isoformat()}."
+        page, f"{sku.name} now costs 31.00 EUR per seat and month from {today.replace(day=1):%m/%d/%Y}."
     )
     sign_out(page)
 

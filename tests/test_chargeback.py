@@ -657,35 +657,61 @@ def test_admin_sets_price(client, make_portal_user, contoso, e5):
     form = client.get(prices_url(contoso)).context["form"]
     response = client.post(
         prices_url(contoso),
-        {"sku": e5.pk, "monthly_price": "54.75", "currency": "usd", "effective_from": "2025-03-01"},
+        {"sku": e5.pk, "monthly_price": "54.75", "currency": "eur", "effective_from": "2025-03-01"},
     )
 
     assert form.initial["currency"] == "EUR"
     assert response.status_code == 302
     stored = SkuPrice.objects.get(sku=e5)
     assert (stored.monthly_price, stored.currency, stored.effective_from) == (
-        Decimal("54.75"), "USD", dt.date(2025, 3, 1)
+        Decimal("54.75"), "EUR", dt.date(2025, 3, 1)
     )
     event = AuditEvent.objects.get(action=AuditAction.PRICE_CHANGED)
     assert event.actor == admin
     assert event.sku == e5
     assert event.before is None
-    assert event.after == {"monthly_price": "54.75", "currency": "USD", "effective_from": "2025-03-01"}
+    assert event.after == {"monthly_price": "54.75", "currency": "EUR", "effective_from": "2025-03-01"}
     page = client.get(prices_url(contoso)).content.decode()
-    assert "Microsoft 365 E5 now costs 54.75 USD per seat and month from 2025-03-01." in page
+    assert "Microsoft 365 E5 now costs 54.75 EUR per seat and month from 03/01/2025." in page
+    assert "<td>03/01/2025</td>" in page
+    assert '<option value="" selected>Choose a SKU</option>' in page
 
 
 def test_price_same_date_replaced(client, make_portal_user, contoso, e5):
     client.force_login(make_portal_user("admin", role=Role.TENANT_ADMIN, tenant=contoso))
-    for amount in ("10", "12.5"):
-        client.post(
-            prices_url(contoso),
-            {"sku": e5.pk, "monthly_price": amount, "currency": "EUR", "effective_from": "2025-03-01"},
-        )
+    body = {"sku": e5.pk, "currency": "EUR", "effective_from": "2025-03-01"}
+    client.post(prices_url(contoso), {**body, "monthly_price": "10"})
 
+    unconfirmed = client.post(prices_url(contoso), {**body, "monthly_price": "12.5"})
+    assert unconfirmed.status_code == 400
+    assert (
+        "Microsoft 365 E5 already costs 10.00 EUR from 03/01/2025. To replace that price, tick \u201cReplace the "
+        "price already set for this SKU and date\u201d and submit again; otherwise choose another date."
+    ) in unconfirmed.content.decode()
+    assert list(SkuPrice.objects.values_list("monthly_price", flat=True)) == [Decimal("10")]
+
+    confirmed = client.post(prices_url(contoso), {**body, "monthly_price": "12.5", "replace_existing": "on"})
+    assert confirmed.status_code == 302
     assert list(SkuPrice.objects.values_list("monthly_price", flat=True)) == [Decimal("12.5")]
     event = AuditEvent.objects.filter(action=AuditAction.PRICE_CHANGED).first()
-    assert event.before == {"monthly_price": "10.0000", "currency": "EUR"}
+    assert event.before == {
+        "monthly_price": "10.0000", "currency": "EUR", "effective_from": "2025-03-01", "set_by": "admin",
+    }
+
+
+def test_price_in_other_currency_rejected(client, make_portal_user, contoso, e5):
+    client.force_login(make_portal_user("admin", role=Role.TENANT_ADMIN, tenant=contoso))
+
+    response = client.post(
+        prices_url(contoso), {"sku": e5.pk, "monthly_price": "36", "currency": "USD", "effective_from": "2025-11-01"}
+    )
+
+    assert response.status_code == 400
+    assert (
+        "Currency: USD is not the tenant&#x27;s chargeback currency, EUR. Chargeback reports add the costs of all "
+        "SKUs in one currency, so enter the price converted to EUR."
+    ) in response.content.decode()
+    assert not SkuPrice.objects.exists()
 
 
 def test_negative_price_rejected(client, make_portal_user, contoso, e5):

@@ -251,11 +251,11 @@ def test_price_form_date_range_edges(contoso, e3):
 
 
 def test_price_form_upper_cases_currency(contoso, e3):
-    data = {"sku": e3.pk, "monthly_price": "12.50", "currency": "chf", "effective_from": "2025-03-01"}
+    data = {"sku": e3.pk, "monthly_price": "12.50", "currency": "eur", "effective_from": "2025-03-01"}
     form = PriceForm(data, tenant=contoso)
 
     assert form.is_valid(), form.errors
-    assert form.cleaned_data["currency"] == "CHF"
+    assert form.cleaned_data["currency"] == "EUR"
 
 
 def test_long_typed_value_cut_short():
