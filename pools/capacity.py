@@ -9,14 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db.models import Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from graphsync.models import Sku, Subscription, Tenant
 
 from . import stock
 from .models import Allotment, Pool
 
-# Capability statuses in which Microsoft 365 assigns no new seats of a SKU.
-BLOCKED_STATUSES = ("Suspended", "LockedOut", "Deleted")
+BLOCKED_STATUSES = stock.BLOCKED_STATUSES
+
+
+@dataclass
+class SubscriptionLine:
+    """A commerce subscription with whether its next lifecycle date (a trial's end, a renewal) has passed."""
+
+    subscription: Subscription
+    lifecycle_passed: bool
 
 
 @dataclass
@@ -26,7 +35,8 @@ class SkuCapacity:
     sku: Sku
     holders: int
     allotted: int
-    subscriptions: list[Subscription] = field(default_factory=list)
+    central: stock.CentralReserve
+    subscriptions: list[SubscriptionLine] = field(default_factory=list)
 
     @property
     def total_units(self) -> int:
@@ -55,8 +65,8 @@ class SkuCapacity:
 
     @property
     def reserve(self) -> int:
-        """Enabled units not allotted to any level-1 pool; negative when units were lowered below the allotments."""
-        return self.sku.enabled_units - self.allotted
+        """The central reserve (``stock.CentralReserve.seats``)."""
+        return self.central.seats
 
     @property
     def is_blocked(self) -> bool:
@@ -67,26 +77,43 @@ class SkuCapacity:
         return not self.is_blocked and self.free_units > 0
 
     @property
+    def trials(self) -> list[SubscriptionLine]:
+        return [line for line in self.subscriptions if line.subscription.is_trial]
+
+    @property
     def has_trial(self) -> bool:
-        return any(subscription.is_trial for subscription in self.subscriptions)
+        return bool(self.trials)
+
+    @property
+    def trial_units(self) -> int:
+        """Licenses of the SKU's enabled trial subscriptions, which ``subscribedSkus`` counts as enabled units."""
+        return sum(line.subscription.total_licenses for line in self.trials if line.subscription.status == "Enabled")
+
+    @property
+    def lifecycle_passed(self) -> list[SubscriptionLine]:
+        """Subscriptions whose next lifecycle date has passed while the last sync still reported them."""
+        return [line for line in self.subscriptions if line.lifecycle_passed]
 
     @property
     def subscription_licenses(self) -> int:
         """Total licenses of the SKU's commerce subscriptions, which normally equals ``total_units``."""
-        return sum(subscription.total_licenses for subscription in self.subscriptions)
+        return sum(line.subscription.total_licenses for line in self.subscriptions)
 
 
 def tenant_capacity(tenant: Tenant) -> list[SkuCapacity]:
     """Return every SKU of the tenant with its units, holders, level-1 allotments and subscriptions."""
     lines = stock.tenant_stock(tenant)
-    subscriptions: dict[str, list[Subscription]] = {}
+    now = timezone.now()
+    subscriptions: dict[str, list[SubscriptionLine]] = {}
     for subscription in Subscription.objects.filter(tenant=tenant).order_by("created_at_graph", "subscription_id"):
-        subscriptions.setdefault(str(subscription.sku_id), []).append(subscription)
+        line = SubscriptionLine(subscription, stock.lifecycle_date_passed(subscription, now))
+        subscriptions.setdefault(str(subscription.sku_id), []).append(line)
     return [
         SkuCapacity(
             sku=line.sku,
             holders=line.holders,
             allotted=line.allotted,
+            central=line.central,
             subscriptions=subscriptions.get(str(line.sku.sku_id), []),
         )
         for line in lines
@@ -102,29 +129,50 @@ def level1_allotted(tenant: Tenant, sku: Sku) -> int:
     )
 
 
-def central_reserve(tenant: Tenant, sku: Sku) -> int:
-    """Return the enabled units of the SKU that no level-1 pool has been allotted."""
-    return sku.enabled_units - level1_allotted(tenant, sku)
+def central_reserve(tenant: Tenant, sku: Sku) -> stock.CentralReserve:
+    """Compute the SKU's central reserve; ``stock.CentralReserve`` defines it."""
+    return stock.central_reserve(tenant, sku)
+
+
+def describe_reserve(central: stock.CentralReserve) -> str:
+    """Spell out how the central reserve is worked out, for messages that reject a raise."""
+    names = {
+        "enabled": central.enabled, "in_use": central.in_use, "unused": central.unused_allotments,
+        "lapsed": central.lapsed_trial_units,
+    }
+    if central.lapsed_trial_units:
+        return _(
+            "%(enabled)s enabled units, minus %(in_use)s in use, minus %(unused)s allotted to pools but not used "
+            "yet, minus %(lapsed)s of trials past their end date"
+        ) % names
+    return _(
+        "%(enabled)s enabled units, minus %(in_use)s in use, minus %(unused)s allotted to pools but not used yet"
+    ) % names
 
 
 @dataclass
 class AllotmentRaise:
-    """The allotments that raising a pool's seats of a SKU changes, with the reserve it draws on.
+    """The allotments that raising a pool's seats of a SKU changes, with the central reserve it draws on.
 
     ``changes`` maps each changed pool to its (before, after) seats; ``before`` is None where the pool had no
-    allotment. ``from_reserve`` is the number of seats the level-1 pool takes out of the central reserve.
+    allotment. ``from_reserve`` is the number of seats the level-1 pool takes out of the central reserve: the
+    rise of the larger of its allotment and its holders, so seats its members already use cost nothing.
     """
 
     pool: Pool
     sku: Sku
     quantity: int
     changes: dict[Pool, tuple[int | None, int]]
-    reserve: int
+    central: stock.CentralReserve
     from_reserve: int
 
     @property
+    def reserve(self) -> int:
+        return self.central.seats
+
+    @property
     def fits(self) -> bool:
-        return self.from_reserve <= self.reserve
+        return self.from_reserve <= 0 or self.from_reserve <= self.reserve
 
     def audit_before(self) -> dict:
         return {str(pool.pk): before for pool, (before, _after) in self.changes.items()}
@@ -169,13 +217,16 @@ def plan_raise(pool: Pool, sku: Sku, quantity: int) -> AllotmentRaise:
 
     if level1_after != (level1_before or 0) or level1_before is None:
         changes[level1] = (level1_before, level1_after)
+
+    central = central_reserve(pool.tenant, sku)
+    holders = next((item.holders for item in central.pools if item.pool.pk == level1.pk), 0)
     return AllotmentRaise(
         pool=pool,
         sku=sku,
         quantity=quantity,
         changes=changes,
-        reserve=central_reserve(pool.tenant, sku),
-        from_reserve=level1_after - (level1_before or 0),
+        central=central,
+        from_reserve=max(level1_after, holders) - max(level1_before or 0, holders),
     )
 
 

@@ -81,6 +81,7 @@ def _add_usage(tenant: Tenant, nodes: dict[int, PoolNode]) -> None:
     ):
         allotments[pool_pk][sku_pk] = seats
     skus = {sku.pk: sku for sku in Sku.objects.filter(tenant=tenant)}
+    tenant_free = stock.free_units_by_sku(tenant)
 
     for pool_pk, node in nodes.items():
         subtree = [pool_pk, *child_ids.get(pool_pk, [])]
@@ -96,6 +97,7 @@ def _add_usage(tenant: Tenant, nodes: dict[int, PoolNode]) -> None:
                 sku=skus[pk],
                 allotment=stock.effective_allotment(own_allotments, pk, is_level2=node.pool.parent_id is not None),
                 consumption=consumed.get(pk, 0),
+                tenant_free=tenant_free.get(pk, 0),
             )
             for pk in sku_pks
         ]

@@ -19,11 +19,11 @@ from graphsync.models import Sku, Subscription, Tenant
 from licensepools.date_validators import validate_purchase_date
 from rbac import scoping
 
-from . import capacity
+from . import capacity, services, stock
 from .audit import record_event
 from .choices import AuditAction, PurchaseTerm
-from .exceptions import PoolsError
-from .models import Pool, Purchase
+from .exceptions import AllotmentError, PoolsError
+from .models import Allotment, Pool, Purchase
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,16 @@ SUBSCRIPTION_MATCH_DAYS = 3
 
 
 class PurchaseError(PoolsError):
-    """A purchase that cannot be recorded or linked as given."""
+    """A purchase that cannot be recorded, linked or voided as given."""
+
+
+class LikelyDuplicatePurchase(PurchaseError):
+    """A purchase without an order reference that repeats a recent one; recording it needs confirmation."""
+
+
+# An identical purchase without an order reference recorded within this time is probably a resubmission.
+DUPLICATE_WINDOW = dt.timedelta(days=1)
+MAX_VOID_REASON_LENGTH = 1000
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ def visible_purchases(user: AbstractBaseUser) -> QuerySet[Purchase]:
     tenants = scoping.ledger_tenants_for(user).values("pk")
     pools = scoping.ledger_pools_for(user).values("pk")
     return Purchase.objects.filter(Q(tenant__in=tenants) | Q(pool__in=pools)).select_related(
-        "tenant", "sku", "pool", "pool__parent", "subscription", "recorded_by"
+        "tenant", "sku", "pool", "pool__parent", "subscription", "recorded_by", "voided_by"
     )
 
 
@@ -115,14 +124,16 @@ def record_purchase(
     data: PurchaseInput,
     subscription: Subscription | None = None,
     link_automatically: bool = True,
+    confirm_duplicate: bool = False,
 ) -> Purchase:
     """Record a purchase and raise the purchasing pool's allotment by its quantity, in one transaction.
 
     ``subscription`` links the purchase to a commerce subscription the administrator chose. Without it, and
     unless ``link_automatically`` is False, the purchase is linked to the one subscription that matches. Raises PurchaseError when
-    the allotments would exceed the tenant's enabled units or the tenant already has a purchase with the same order
+    the central reserve (``stock.CentralReserve``) does not cover the raise or the tenant already has a purchase with the same order
     reference, and Http404 for a pool, SKU or subscription
-    outside the acting user's tenants.
+    outside the acting user's tenants. Raises LikelyDuplicatePurchase for a purchase without an order reference
+    that repeats one recorded within the last day, unless ``confirm_duplicate`` is set.
     """
     pool, sku = data.pool, data.sku
     tenant = pool.tenant
@@ -135,6 +146,8 @@ def record_purchase(
     currency = _check_input(data, tenant)
     order_reference = data.order_reference.strip()
     _check_order_reference(tenant, order_reference)
+    if not order_reference and not confirm_duplicate:
+        _check_likely_duplicate(data, tenant, currency)
 
     try:
         purchase = _record(acting_user, data, tenant, currency, order_reference, subscription, link_automatically)
@@ -227,14 +240,13 @@ def _check_order_reference(tenant: Tenant, order_reference: str) -> None:
 
 
 def _purchase_rejection(plan: capacity.AllotmentRaise) -> str:
-    enabled = plan.sku.enabled_units
     return _(
-        "Cannot record %(quantity)s seats of %(sku)s for %(pool)s: the level-1 pools would then hold %(total)s "
-        "seats, but the tenant has %(enabled)s enabled units (%(reserve)s not allotted). If the seats were just "
-        "bought, run a sync after the purchase shows up in Microsoft 365, then record it again."
+        "Cannot record %(quantity)s seats of %(sku)s for %(pool)s: this needs %(needed)s seats from the central "
+        "reserve, which has %(reserve)s: %(parts)s. If the seats were just bought, run a sync after the purchase "
+        "shows up in Microsoft 365, then record it again."
     ) % {
-        "quantity": plan.quantity, "sku": plan.sku.name, "pool": str(plan.pool),
-        "total": enabled - plan.reserve + plan.from_reserve, "enabled": enabled, "reserve": plan.reserve,
+        "quantity": plan.quantity, "sku": plan.sku.name, "pool": str(plan.pool), "needed": plan.from_reserve,
+        "reserve": plan.reserve, "parts": capacity.describe_reserve(plan.central),
     }
 
 
@@ -306,6 +318,119 @@ def link_subscription(
         subscription.subscription_id if subscription else None,
     )
     return purchase
+
+
+# Corrections
+
+
+def _check_likely_duplicate(data: PurchaseInput, tenant: Tenant, currency: str) -> None:
+    """Raise LikelyDuplicatePurchase when a purchase of the same SKU, pool, quantity, date and unit price was
+    recorded within DUPLICATE_WINDOW and is not voided."""
+    existing = (
+        Purchase.objects.filter(
+            tenant=tenant, sku=data.sku, pool=data.pool, quantity=data.quantity, purchased_on=data.purchased_on,
+            unit_price=data.unit_price, currency=currency, voided_at__isnull=True,
+            recorded_at__gte=timezone.now() - DUPLICATE_WINDOW,
+        )
+        .select_related("recorded_by").order_by("-recorded_at").first()
+    )
+    if existing is None:
+        return
+    raise LikelyDuplicatePurchase(
+        _("Purchase %(id)s, recorded at %(recorded_at)s by %(user)s, has the same SKU, pool, seats, date and unit "
+          "price. If this is a second order, confirm that you want to record it again; if not, leave it, because "
+          "recording it raises the allotment a second time.")
+        % {
+            "id": existing.pk, "recorded_at": timezone.localtime(existing.recorded_at).isoformat(timespec="minutes"),
+            "user": existing.recorded_by.get_username() if existing.recorded_by else _("a deleted user"),
+        }
+    )
+
+
+def void_purchase(*, acting_user: AbstractBaseUser, purchase: Purchase, reason: str) -> Purchase:
+    """Void a wrong purchase and lower its pool's allotment by its quantity, in one transaction.
+
+    The purchase stays in the ledger, marked as voided. Raises PurchaseError without a reason, for a purchase
+    already voided or of a pool that no longer exists, and when the lowered allotment would fall below the
+    seats the pool (with its level-2 pools) uses or below what its level-2 pools hold. A level-2 purchase
+    leaves the parent's allotment as it is, because the parent may have had those seats before.
+    """
+    if not scoping.can_administer_tenant(acting_user, purchase.tenant):
+        raise Http404("No such purchase.")
+    reason = reason.strip()
+    if not reason:
+        raise PurchaseError(_("Give a reason for voiding purchase %(id)s; the ledger shows it.") % {"id": purchase.pk})
+    if len(reason) > MAX_VOID_REASON_LENGTH:
+        raise PurchaseError(
+            _("The reason has %(length)s characters; shorten it to at most %(max)s.")
+            % {"length": len(reason), "max": MAX_VOID_REASON_LENGTH}
+        )
+
+    with transaction.atomic():
+        # The SKU lock comes first, in the same order as recording a purchase takes it.
+        Sku.objects.select_for_update().get(pk=purchase.sku_id)
+        purchase = Purchase.objects.select_for_update(of=("self",)).select_related("pool", "sku", "tenant").get(
+            pk=purchase.pk
+        )
+        allotments = _lowered_allotment(purchase)
+        try:
+            services.set_allotment(
+                acting_user=acting_user, pool=purchase.pool, sku=purchase.sku, seats=allotments["after"]
+            )
+        except AllotmentError as exc:
+            raise PurchaseError(_void_rejection(purchase, exc.message)) from exc
+        purchase.voided_at = timezone.now()
+        purchase.voided_by = acting_user
+        purchase.void_reason = reason
+        purchase.save(update_fields=["voided_at", "voided_by", "void_reason"])
+        record_event(
+            acting_user=acting_user, action=AuditAction.PURCHASE_VOIDED, tenant=purchase.tenant, pool=purchase.pool,
+            sku=purchase.sku, target=str(purchase.pool),
+            before={"purchase": purchase.pk, "voided": False, "allotment": allotments["before"]},
+            after={
+                "purchase": purchase.pk, "voided": True, "allotment": allotments["after"], "reason": reason,
+                "quantity": purchase.quantity, "purchasedOn": purchase.purchased_on.isoformat(),
+                "orderReference": purchase.order_reference,
+            },
+        )
+    logger.info(
+        "Purchase %s of %s x %s for pool %s (tenant %s) voided; allotment %s -> %s",
+        purchase.pk, purchase.quantity, purchase.sku.part_number, purchase.pool_id, purchase.tenant_id,
+        allotments["before"], allotments["after"],
+    )
+    return purchase
+
+
+def _lowered_allotment(purchase: Purchase) -> dict[str, int]:
+    """Return the pool's allotment before and after taking the purchase's seats out, or raise PurchaseError."""
+    pool, sku = purchase.pool, purchase.sku
+    if not pool.is_active:
+        raise PurchaseError(
+            _("Purchase %(id)s was for %(pool)s, which no longer exists because it was merged or its scheme "
+              "replaced. Correct the allotment of the pool that took its users instead.")
+            % {"id": purchase.pk, "pool": str(pool)}
+        )
+    allotment = Allotment.objects.filter(pool=pool, sku=sku).first()
+    current = allotment.seats if allotment else 0
+    lowered = current - purchase.quantity
+    if lowered < 0:
+        raise PurchaseError(_void_rejection(purchase, _(
+            "%(pool)s has %(current)s seats allotted, fewer than the %(quantity)s the purchase added, because the "
+            "allotment was lowered since. Correct the allotment by hand instead."
+        ) % {"pool": str(pool), "current": current, "quantity": purchase.quantity}))
+    in_use = stock.holders(pool.tenant, sku, pool.subtree_ids())
+    if lowered < in_use:
+        raise PurchaseError(_void_rejection(purchase, _(
+            "%(pool)s would keep %(lowered)s seats, but its users hold %(in_use)s. Revoke or reclaim %(excess)s "
+            "licenses first."
+        ) % {"pool": str(pool), "lowered": lowered, "in_use": in_use, "excess": in_use - lowered}))
+    return {"before": current, "after": lowered}
+
+
+def _void_rejection(purchase: Purchase, detail: str) -> str:
+    return _("Cannot void purchase %(id)s of %(quantity)s seats of %(sku)s: %(detail)s") % {
+        "id": purchase.pk, "quantity": purchase.quantity, "sku": purchase.sku.name, "detail": detail,
+    }
 
 
 # Totals

@@ -1,8 +1,8 @@
 """Seat requests: a pool manager asks for more seats of a SKU, a tenant administrator approves or declines.
 
-Approval raises the pool's allotment out of the central reserve (enabled units not allotted to any level-1
-pool). Each decision locks the request row and checks that it is still pending, so two administrators cannot
-both decide it. The requester is e-mailed on a decision when their account has an e-mail address, and the
+Approval raises the pool's allotment out of the central reserve (``stock.CentralReserve``: the seats not in use
+and not promised to any level-1 pool) and is rejected when the reserve does not cover it. Each decision locks
+the request row and checks that it is still pending, so two administrators cannot both decide it. The requester is e-mailed on a decision when their account has an e-mail address, and the
 tenant administrators who have one on a new request. Requests and decisions also show in the portal.
 """
 from __future__ import annotations
@@ -254,15 +254,22 @@ def _lock_pending(seat_request: SeatRequest) -> SeatRequest:
 
 
 def _approval_rejection(plan: capacity.AllotmentRaise) -> str:
-    sku = plan.sku
+    names = {
+        "quantity": plan.quantity, "sku": plan.sku.name, "pool": str(plan.pool), "needed": plan.from_reserve,
+        "reserve": plan.reserve, "parts": capacity.describe_reserve(plan.central),
+        "status": plan.sku.get_capability_status_display(),
+    }
+    if plan.central.is_blocked:
+        return _(
+            "Cannot approve %(quantity)s seats of %(sku)s for %(pool)s: the SKU is %(status)s in the tenant, so no "
+            "seat can be assigned. Renew the subscription in the Microsoft 365 admin center and run a sync, or "
+            "decline the request."
+        ) % names
     return _(
         "Cannot approve %(quantity)s seats of %(sku)s for %(pool)s: this needs %(needed)s seats from the central "
-        "reserve, which has %(reserve)s (%(enabled)s enabled units, %(allotted)s allotted to level-1 pools). Buy "
-        "more seats, lower another pool's allotment, or decline the request."
-    ) % {
-        "quantity": plan.quantity, "sku": sku.name, "pool": str(plan.pool), "needed": plan.from_reserve,
-        "reserve": plan.reserve, "enabled": sku.enabled_units, "allotted": sku.enabled_units - plan.reserve,
-    }
+        "reserve, which has %(reserve)s: %(parts)s. Buy more seats, lower another pool's unused allotment, or "
+        "decline the request."
+    ) % names
 
 
 def _record_decision(acting_user, seat_request: SeatRequest, action: AuditAction, *, before=None, allotments=None):

@@ -41,7 +41,9 @@ def line_of(tenant, part_number: str):
 def test_subscriptions_add_up(synced_tenant):
     e3 = line_of(synced_tenant, "SPE_E3")
 
-    assert [(item.total_licenses, item.is_trial) for item in e3.subscriptions] == [(103, False), (25, True)]
+    assert [(item.subscription.total_licenses, item.subscription.is_trial) for item in e3.subscriptions] == [
+        (103, False), (25, True)
+    ]
     assert e3.subscription_licenses == e3.total_units == 128
     assert e3.has_trial
     assert e3.free_units == 128 - e3.holders

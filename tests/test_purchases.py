@@ -17,6 +17,8 @@ from pools.choices import AuditAction, PoolAttribute, PurchaseTerm
 from pools.models import Allotment, AuditEvent, Pool, Purchase
 from pools.purchases import PurchaseError, PurchaseInput, link_subscription, match_subscription, record_purchase
 from pools.services import set_allotment, set_scheme
+from pools.capacity import describe_reserve
+from pools.stock import central_reserve, holders
 
 PASSWORD = "correct-horse-42"
 # The EMS subscriptions get one creation date so that a purchase on that date matches both.
@@ -137,20 +139,25 @@ def test_level2_without_allotment_raises_parent(synced_tenant, admin, us, us_sal
     assert seats(us, flow) == 26
 
 
-def test_purchase_beyond_enabled_units_rejected(synced_tenant, admin, us, germany):
+def test_purchase_beyond_reserve_rejected(synced_tenant, admin, us, germany):
     e3 = sku(synced_tenant, "SPE_E3")
-    set_allotment(acting_user=admin, pool=germany, sku=e3, seats=100)
-    set_allotment(acting_user=admin, pool=us, sku=e3, seats=20)
+    us_holders = holders(synced_tenant, e3, us.subtree_ids())
+    germany_holders = holders(synced_tenant, e3, germany.subtree_ids())
+    set_allotment(acting_user=admin, pool=us, sku=e3, seats=us_holders + 5)
+    room = central_reserve(synced_tenant, e3).seats
+    set_allotment(acting_user=admin, pool=germany, sku=e3, seats=germany_holders + room - 3)
+    central = central_reserve(synced_tenant, e3)
+    assert central.seats == 3
 
     with pytest.raises(PurchaseError) as caught:
-        record_purchase(acting_user=admin, data=purchase_input(us, e3, quantity=10))
+        record_purchase(acting_user=admin, data=purchase_input(us, e3, quantity=4))
 
     assert caught.value.message == (
-        f"Cannot record 10 seats of {e3.name} for US: the level-1 pools would then hold 130 seats, but the tenant "
-        "has 128 enabled units (8 not allotted). If the seats were just bought, run a sync after the purchase shows "
-        "up in Microsoft 365, then record it again."
+        f"Cannot record 4 seats of {e3.name} for US: this needs 4 seats from the central reserve, which has 3: "
+        f"{describe_reserve(central)}. If the seats were just bought, run a sync after the purchase shows up in "
+        "Microsoft 365, then record it again."
     )
-    assert seats(us, e3) == 20
+    assert seats(us, e3) == us_holders + 5
     assert not Purchase.objects.exists()
     assert not AuditEvent.objects.filter(action=AuditAction.PURCHASE_RECORDED).exists()
 
@@ -160,15 +167,23 @@ def test_purchase_fits_after_sync(emulator, synced_tenant, admin, us, germany):
     from tests.test_assignment import control
 
     e3 = sku(synced_tenant, "SPE_E3")
-    set_allotment(acting_user=admin, pool=germany, sku=e3, seats=128)
+    us_holders = holders(synced_tenant, e3, us.subtree_ids())
+    germany_holders = holders(synced_tenant, e3, germany.subtree_ids())
+    set_allotment(acting_user=admin, pool=us, sku=e3, seats=us_holders)
+    room = central_reserve(synced_tenant, e3).seats
+    set_allotment(acting_user=admin, pool=germany, sku=e3, seats=germany_holders + room)
+    assert central_reserve(synced_tenant, e3).seats == 0
     with pytest.raises(PurchaseError):
         record_purchase(acting_user=admin, data=purchase_input(us, e3, quantity=10))
 
-    control(emulator, "POST", f"tenants/{synced_tenant.tenant_id}/skus/{e3.sku_id}", json={"prepaidUnits": {"enabled": 138}})
+    enabled = e3.enabled_units + 10
+    control(
+        emulator, "POST", f"tenants/{synced_tenant.tenant_id}/skus/{e3.sku_id}", json={"prepaidUnits": {"enabled": enabled}}
+    )
     sync_now(synced_tenant)
     record_purchase(acting_user=admin, data=purchase_input(us, e3.__class__.objects.get(pk=e3.pk), quantity=10))
 
-    assert seats(us, e3) == 10
+    assert seats(us, e3) == us_holders + 10
 
 
 def test_purchase_input_validated(synced_tenant, admin, us):
@@ -312,7 +327,8 @@ def test_record_purchase_page_shows_refusal(client, synced_tenant, admin, us):
     )
 
     assert response.status_code == 200
-    assert "the tenant has 128 enabled units (128 not allotted)" in response.content.decode()
+    assert f"Cannot record 500 seats of {e3.name} for US: this needs" in response.content.decode()
+    assert "seats from the central reserve, which has" in response.content.decode()
     assert not Purchase.objects.exists()
 
 

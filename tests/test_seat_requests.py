@@ -15,7 +15,9 @@ from pools.models import Allotment, AuditEvent, Pool, SeatRequest
 from pools.seat_requests import (
     SeatRequestError, approve_request, create_request, decline_request, tenant_administrators, withdraw_request,
 )
+from pools.capacity import describe_reserve
 from pools.services import set_allotment, set_scheme
+from pools.stock import central_reserve, holders
 
 PASSWORD = "correct-horse-42"
 
@@ -141,19 +143,23 @@ def test_approve_level2_raises_parent(admin, us, e3, make_portal_user):
 
 def test_approve_beyond_reserve_rejected(synced_tenant, admin, manager, us, e3):
     germany = Pool.objects.get(tenant=synced_tenant, parent=None, key="de")
-    set_allotment(acting_user=admin, pool=germany, sku=e3, seats=e3.enabled_units - 8)
-    set_allotment(acting_user=admin, pool=us, sku=e3, seats=5)
+    germany_holders = holders(synced_tenant, e3, germany.subtree_ids())
+    us_holders = holders(synced_tenant, e3, us.subtree_ids())
+    set_allotment(acting_user=admin, pool=us, sku=e3, seats=us_holders)
+    room = central_reserve(synced_tenant, e3).seats
+    set_allotment(acting_user=admin, pool=germany, sku=e3, seats=germany_holders + room - 3)
+    central = central_reserve(synced_tenant, e3)
+    assert central.seats == 3
     seat_request = ask(manager, us, e3, quantity=4)
 
     with pytest.raises(SeatRequestError) as caught:
         approve_request(acting_user=admin, seat_request=seat_request)
 
     assert caught.value.message == (
-        f"Cannot approve 4 seats of {e3.name} for US: this needs 4 seats from the central reserve, which has 3 "
-        f"({e3.enabled_units} enabled units, {e3.enabled_units - 3} allotted to level-1 pools). Buy more seats, "
-        "lower another pool's allotment, or decline the request."
+        f"Cannot approve 4 seats of {e3.name} for US: this needs 4 seats from the central reserve, which has 3: "
+        f"{describe_reserve(central)}. Buy more seats, lower another pool's unused allotment, or decline the request."
     )
-    assert seats(us, e3) == 5
+    assert seats(us, e3) == us_holders
     seat_request.refresh_from_db()
     assert seat_request.status == RequestStatus.PENDING
     assert not AuditEvent.objects.filter(action=AuditAction.REQUEST_APPROVED).exists()

@@ -27,7 +27,23 @@ class SkuStockSerializer(serializers.Serializer):
     lockedOut = serializers.IntegerField(source="sku.locked_out_units")
     inUse = serializers.IntegerField(source="holders", help_text="Users holding or reserving the SKU.")
     allotted = serializers.IntegerField(help_text="Seats allotted to level-1 pools.")
-    reserve = serializers.IntegerField(help_text="Enabled units not allotted to any level-1 pool.")
+    reserve = serializers.IntegerField(
+        help_text="Central reserve: what can still be allotted without promising seats that do not exist. It is "
+        "enabled minus reserveInUse minus allottedUnused minus lapsedTrialUnits; negative when more is promised "
+        "than exists, and at most 0 while the SKU is Suspended, LockedOut or Deleted."
+    )
+    reserveInUse = serializers.IntegerField(
+        source="central.in_use",
+        help_text="Units in use: inUse, or Graph's consumedUnits when that is larger.",
+    )
+    allottedUnused = serializers.IntegerField(
+        source="central.unused_allotments",
+        help_text="Seats allotted to level-1 pools that their members do not use yet.",
+    )
+    lapsedTrialUnits = serializers.IntegerField(
+        source="central.lapsed_trial_units",
+        help_text="Enabled units of trial subscriptions whose end date has passed, left out of the reserve.",
+    )
 
 
 class SyncRunSerializer(serializers.ModelSerializer):
