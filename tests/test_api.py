@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from conftest import sync_now
 from graphsync.models import DirectoryUser, Sku, SyncRun
+from pools import stock
 from pools.choices import AuditAction
 from pools.models import Allotment, AuditEvent, Pool
 from pools.services import set_allotment, set_scheme
@@ -110,7 +111,9 @@ def test_tenant_skus_stock(admin_api, synced_tenant, sales, admin, free_sku, emu
     assert (line["enabled"], line["warning"], line["suspended"]) == (10000, 0, 0)
     assert line["inUse"] == holders
     assert line["allotted"] == 25
-    assert line["reserve"] == 10000 - 25
+    sales_holders = stock.holders(synced_tenant, free_sku, sales.subtree_ids())
+    assert line["reserve"] == 10000 - holders - max(25 - sales_holders, 0)
+    assert (line["reserveInUse"], line["allottedUnused"]) == (holders, max(25 - sales_holders, 0))
     assert by_part["POWER_BI_PRO"]["warning"] == 13
     assert by_part["PROJECTPROFESSIONAL"]["suspended"] == 1
 
@@ -179,6 +182,9 @@ def test_pool_detail_lines(admin_api, sales, admin, free_sku):
         "allotment": 5,
         "consumption": consumption,
         "spare": 5 - consumption,
+        "usableSpare": 5 - consumption,
+        "tenantFreeUnits": free_sku.enabled_units - stock.holders(free_sku.tenant, free_sku),
+        "assignable": True,
     }
 
 

@@ -27,6 +27,20 @@ class PoolSkuLineSerializer(serializers.Serializer):
     allotment = serializers.IntegerField(allow_null=True, help_text="Seats allotted; null when the pool has none.")
     consumption = serializers.IntegerField(help_text="Users of the pool and its level-2 pools holding the SKU.")
     spare = serializers.IntegerField(allow_null=True, help_text="Allotment minus consumption; negative means drift.")
+    usableSpare = serializers.IntegerField(
+        source="usable_spare", allow_null=True,
+        help_text="The spare that assignments can use: the smaller of spare and tenantFreeUnits, at most 0 while the "
+        "SKU is not assignable. Null when the pool has no allotment.",
+    )
+    tenantFreeUnits = serializers.IntegerField(
+        source="tenant_free", allow_null=True, help_text="Enabled units of the SKU that nobody in the tenant uses."
+    )
+    assignable = serializers.SerializerMethodField(
+        help_text="False while the SKU is Suspended, LockedOut or Deleted in the tenant, which takes no new assignment."
+    )
+
+    def get_assignable(self, line) -> bool:
+        return not line.is_blocked
 
 
 class PoolDetailSerializer(PoolSerializer):
