@@ -22,6 +22,7 @@ from rbac import scoping
 from rbac.choices import Action
 
 from . import recovery
+from .bulk import MAX_JOB_USERS
 from .exceptions import PoolsError
 from .forms_recovery import BulkReclaimForm, ExemptionForm, ReclaimForm
 from .models import Pool
@@ -97,6 +98,10 @@ def reclaim(request: HttpRequest, pool_pk: int) -> HttpResponse:
     sku = Sku.objects.filter(tenant=pool.tenant, pk=form.cleaned_data["sku"]).first()
     if sku is None:
         raise Http404("No such SKU in this tenant.")
+    if request.POST.get("confirmed") != "1":
+        confirmation = _reclaim_confirmation(request, pool, user, sku, form.cleaned_data.get("return_to", ""))
+        if confirmation is not None:
+            return confirmation
     try:
         recovery.reclaim_license(acting_user=request.user, pool=pool, user=user, sku=sku)
     except PoolsError as exc:
@@ -112,6 +117,36 @@ def reclaim(request: HttpRequest, pool_pk: int) -> HttpResponse:
     return _back(pool, form.cleaned_data.get("return_to", ""))
 
 
+def _reclaim_confirmation(
+    request: HttpRequest, pool: Pool, user: DirectoryUser, sku: Sku, return_to: str
+) -> HttpResponse | None:
+    """Render the page that asks to confirm reclaiming one license.
+
+    Returns None when the reclaim would be rejected anyway, so that the service's message explains why.
+    """
+    candidate = recovery.evaluate_user(pool, user)
+    held_license = candidate.held(sku) if candidate is not None and candidate.exemption is None else None
+    if held_license is None or not held_license.reclaimable:
+        return None
+    context = {"pool": pool, "candidate": candidate, "sku": sku, "return_to": return_to}
+    return render(request, "pools/recovery/reclaim_confirm.html", context)
+
+
+def _bulk_reclaim_confirmation(request: HttpRequest, pool: Pool, user_pks: list[int]) -> HttpResponse:
+    """Render the page that asks to confirm a bulk reclaim, with the licenses it would reclaim now."""
+    user_pks = list(dict.fromkeys(user_pks))
+    selected = set(user_pks)
+    candidates = [candidate for candidate in recovery.pool_report(pool).candidates if candidate.user.pk in selected]
+    context = {
+        "pool": pool,
+        "user_pks": user_pks,
+        "candidates": [candidate for candidate in candidates if candidate.reclaimable_licenses],
+        "licenses": sum(len(candidate.reclaimable_licenses) for candidate in candidates),
+        "without_licenses": len(user_pks) - sum(1 for candidate in candidates if candidate.reclaimable_licenses),
+    }
+    return render(request, "pools/recovery/bulk_reclaim_confirm.html", context)
+
+
 @login_required
 @require_POST
 def bulk_reclaim(request: HttpRequest, pool_pk: int) -> HttpResponse:
@@ -120,6 +155,10 @@ def bulk_reclaim(request: HttpRequest, pool_pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, _form_errors(form))
         return _back(pool)
+    user_pks = form.cleaned_data["users"]
+    # An empty or oversized selection goes straight to create_reclaim_job, which explains what to do.
+    if request.POST.get("confirmed") != "1" and 0 < len(set(user_pks)) <= MAX_JOB_USERS:
+        return _bulk_reclaim_confirmation(request, pool, user_pks)
     try:
         job = create_reclaim_job(acting_user=request.user, pool=pool, user_pks=form.cleaned_data["users"])
     except PoolsError as exc:

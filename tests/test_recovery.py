@@ -592,8 +592,26 @@ def test_bulk_reclaim_resume_retries_unsent(emulator, scenario, emulator_snapsho
 def test_bulk_reclaim_page(emulator, scenario, emulator_snapshot, pool, manager, client):
     client.force_login(manager)
     users = [member(scenario, DISABLED).pk, member(scenario, GROUP).pk]
+    url = reverse("pools:bulk_reclaim", kwargs={"pool_pk": pool.pk})
+    candidates = [recovery.evaluate_user(pool, member(scenario, prefix)) for prefix in (DISABLED, GROUP)]
+    licenses = [held.sku.name for candidate in candidates for held in candidate.reclaimable_licenses]
+    rows = [
+        f"<tr><td>{candidate.user.user_principal_name}</td>"
+        f"<td>{', '.join(held.sku.name for held in candidate.reclaimable_licenses)}</td></tr>"
+        for candidate in candidates
+    ]
 
-    response = client.post(reverse("pools:bulk_reclaim", kwargs={"pool_pk": pool.pk}), {"users": users})
+    confirmation = client.post(url, {"users": users})
+
+    text = " ".join(confirmation.content.decode().split())
+    assert confirmation.status_code == 200
+    assert "2 users are selected." in text
+    assert f"{len(licenses)} licenses can be reclaimed now;" in text
+    for row in rows:
+        assert row in text
+    assert not BulkJob.objects.exists()
+
+    response = client.post(url, {"users": users, "confirmed": "1"})
 
     job = BulkJob.objects.get()
     assert response.status_code == 302
@@ -610,12 +628,19 @@ def test_reclaim_view(emulator, scenario, emulator_snapshot, pool, manager, clie
     client.force_login(manager)
     user = member(scenario, NEVER)
     license = user.licenses.get()
+    url = reverse("pools:reclaim", kwargs={"pool_pk": pool.pk})
+    data = {"user": user.pk, "sku": license.sku_id, "return_to": "pool"}
 
-    response = client.post(
-        reverse("pools:reclaim", kwargs={"pool_pk": pool.pk}),
-        {"user": user.pk, "sku": license.sku_id, "return_to": "pool"},
-        follow=True,
-    )
+    confirmation = client.post(url, data)
+
+    page = confirmation.content.decode()
+    assert confirmation.status_code == 200
+    assert f"Reclaim {license.sku.name} from {user.user_principal_name}?" in page
+    assert '<input type="hidden" name="confirmed" value="1">' in page
+    assert '<input type="hidden" name="return_to" value="pool">' in page
+    assert str(license.sku.sku_id) in graph_skus(emulator, scenario, emulator_snapshot, NEVER)
+
+    response = client.post(url, {**data, "confirmed": "1"}, follow=True)
 
     assert response.redirect_chain[-1][0] == reverse("pools:pool", kwargs={"pool_pk": pool.pk}) + "#recovery"
     assert (
