@@ -129,3 +129,21 @@ class BulkUploadForm(DisabledPlansMixin, forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["sku"].queryset = Sku.objects.filter(tenant=pool.tenant).order_by("display_name", "part_number")
         self.plan_choices_for(sku)
+
+
+class BulkRevokeConfirmForm(forms.Form):
+    """The SKU and user principal names of an uploaded revoke file, posted back from its confirmation page."""
+
+    sku = forms.ModelChoiceField(queryset=Sku.objects.none(), widget=forms.HiddenInput)
+    # One user principal name per line; a user principal name contains no line break.
+    names = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, pool: Pool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sku"].queryset = Sku.objects.filter(tenant=pool.tenant)
+
+    def clean_names(self) -> list[str]:
+        names = [line.strip() for line in self.cleaned_data["names"].splitlines() if line.strip()]
+        if not names:
+            raise forms.ValidationError(_("The confirmation contains no user principal names. Upload the file again."))
+        return names

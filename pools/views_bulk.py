@@ -10,6 +10,7 @@ import logging
 from celery import current_app
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models.functions import Lower
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,7 +25,9 @@ from rbac.choices import Action
 from . import bulk, recovery, services
 from .choices import BulkJobKind, BulkJobStatus
 from .exceptions import PoolsError
-from .forms_bulk import AssignDetailsForm, BulkSelectionForm, BulkUploadForm, DefaultUsageLocationForm
+from .forms_bulk import (
+    AssignDetailsForm, BulkRevokeConfirmForm, BulkSelectionForm, BulkUploadForm, DefaultUsageLocationForm,
+)
 from .usage_location import choose_usage_location, missing_usage_location_message, set_default_usage_location
 
 logger = logging.getLogger(__name__)
@@ -171,6 +174,8 @@ def bulk_upload(request: HttpRequest, pool_pk: int) -> HttpResponse:
     """Start a job from an uploaded CSV of user principal names; also lists the pool's recent jobs."""
     pool = scoping.get_pool_or_404(request.user, Action.ASSIGN, pk=pool_pk)
     sku = _sku_from_query(request, pool)
+    if request.method == "POST" and request.POST.get("confirmed") == "1":
+        return _confirmed_revoke(request, pool)
     if request.method == "POST":
         form = BulkUploadForm(request.POST, request.FILES, pool=pool, sku=sku)
         if form.is_valid():
@@ -189,6 +194,8 @@ def bulk_upload(request: HttpRequest, pool_pk: int) -> HttpResponse:
                         ) % {"names": ", ".join(users.duplicates)},
                     )
                 kind = form.cleaned_data["kind"]
+                if kind == BulkJobKind.REVOKE:
+                    return _revoke_confirmation(request, pool, sku=form.cleaned_data["sku"], names=users.names)
                 plans = form.cleaned_data["disabled_plans"] if kind == BulkJobKind.ASSIGN else None
                 response = _start_job(
                     request, pool, sku=form.cleaned_data["sku"], kind=kind, names=users.names, disabled_plans=plans
@@ -202,6 +209,39 @@ def bulk_upload(request: HttpRequest, pool_pk: int) -> HttpResponse:
         return render(request, "pools/bulk/_plans.html", {"form": form})
     jobs = pool.bulk_jobs.select_related("sku", "created_by").order_by("-created_at")[:RECENT_JOBS_SHOWN]
     return render(request, "pools/bulk/upload.html", {"pool": pool, "form": form, "jobs": jobs})
+
+
+def _revoke_confirmation(request: HttpRequest, pool, *, sku: Sku, names: list[str]) -> HttpResponse:
+    """Render the page that asks to confirm revoking ``sku`` from the users of an uploaded file."""
+    members = (
+        pool.members_queryset()
+        .annotate(upn_lower=Lower("user_principal_name"))
+        .filter(upn_lower__in=[name.lower() for name in names])
+    )
+    direct = UserLicense.objects.filter(user__in=members, sku=sku, assigned_by_group="")
+    context = {
+        "pool": pool,
+        "sku": sku,
+        "names": names,
+        "names_text": "\n".join(names),
+        "members": members.count(),
+        "licenses": direct.values("user_id").distinct().count(),
+    }
+    return render(request, "pools/bulk/revoke_confirm.html", context)
+
+
+def _confirmed_revoke(request: HttpRequest, pool) -> HttpResponse:
+    """Start the revoke job that the administrator confirmed, from the names the confirmation page posted."""
+    form = BulkRevokeConfirmForm(request.POST, pool=pool)
+    if not form.is_valid():
+        if form.has_error("sku"):
+            raise Http404("No such SKU in this tenant.")
+        messages.error(request, _form_errors(form))
+        return redirect("pools:bulk_upload", pool_pk=pool.pk)
+    response = _start_job(
+        request, pool, sku=form.cleaned_data["sku"], kind=BulkJobKind.REVOKE, names=form.cleaned_data["names"]
+    )
+    return response or redirect("pools:bulk_upload", pool_pk=pool.pk)
 
 
 def _job_context(job) -> dict:
