@@ -51,6 +51,7 @@ class AuditAction(models.TextChoices):
     PORTAL_VALUE_SET = "portal_value.set", _("Portal-managed value set")
     PURCHASE_RECORDED = "purchase.recorded", _("Purchase recorded")
     PURCHASE_LINKED = "purchase.linked", _("Purchase linked to a subscription")
+    PURCHASE_VOIDED = "purchase.voided", _("Purchase voided")
     REQUEST_CREATED = "request.created", _("Seat request created")
     REQUEST_APPROVED = "request.approved", _("Seat request approved")
     REQUEST_DECLINED = "request.declined", _("Seat request declined")
@@ -64,6 +65,7 @@ class AuditAction(models.TextChoices):
     USAGE_LOCATION_SET = "usage_location.set", _("Usage location set")
     BULK_JOB_STARTED = "bulk.started", _("Bulk job started")
     AUDIT_EXPORTED = "audit.exported", _("Audit trail exported")
+    EMAIL_CHANGED = "account.email_changed", _("Own e-mail address changed")
     USER_MOVED = "user.moved", _("User moved to another pool")
 
 

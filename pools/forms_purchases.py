@@ -13,6 +13,7 @@ from licensepools.form_errors import DateField, DecimalField, IntegerField, Name
 
 from .choices import PurchaseTerm
 from .models import Pool, SeatRequest
+from .purchases import MAX_VOID_REASON_LENGTH
 from .seat_requests import MAX_REASON_LENGTH
 
 # PostgreSQL's integer column, which backs the quantity and seat fields, holds at most this value.
@@ -61,6 +62,11 @@ class PurchaseForm(NamedErrorsFormMixin, forms.Form):
     )
     term = forms.ChoiceField(label=_("Term"), choices=PurchaseTerm.choices, initial=PurchaseTerm.ANNUAL)
     order_reference = forms.CharField(label=_("Order reference"), max_length=200, required=False)
+    confirm_duplicate = forms.BooleanField(
+        label=_("Record it although an identical purchase was recorded in the last day"), required=False,
+        help_text=_("Needed only for a second order with the same SKU, pool, seats, date and price and no order "
+                    "reference."),
+    )
     subscription = forms.ChoiceField(
         label=_("Commerce subscription"), required=False,
         help_text=_("Automatic links the purchase to the one paid subscription of the SKU created within three days "
@@ -134,6 +140,19 @@ class LinkSubscriptionForm(forms.Form):
             tenant=purchase.tenant, sku_id=purchase.sku.sku_id, is_trial=False
         ).order_by("created_at_graph")
         self.fields["subscription"].label_from_instance = _subscription_label
+
+
+class VoidPurchaseForm(NamedErrorsFormMixin, forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for voiding"), max_length=MAX_VOID_REASON_LENGTH,
+        help_text=_("Why the purchase is wrong, for example a duplicate or a typing mistake; the ledger shows it."),
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError(_("Give a reason, so that the ledger shows why the purchase was voided."))
+        return reason
 
 
 class SeatRequestForm(NamedErrorsFormMixin, forms.Form):

@@ -215,7 +215,8 @@ def currency_warning(purchase: Purchase) -> str:
 
 
 def _check_order_reference(tenant: Tenant, order_reference: str) -> None:
-    """Raise PurchaseError when the tenant already has a purchase with this order reference, ignoring case.
+    """Raise PurchaseError when the tenant already has a purchase with this order reference that is not voided,
+    ignoring case.
 
     Resubmitting the purchase form would otherwise record the purchase, and raise the allotment, twice.
     An empty order reference is never a duplicate.
@@ -223,7 +224,7 @@ def _check_order_reference(tenant: Tenant, order_reference: str) -> None:
     if not order_reference:
         return
     existing = (
-        Purchase.objects.filter(tenant=tenant, order_reference__iexact=order_reference)
+        Purchase.objects.filter(tenant=tenant, order_reference__iexact=order_reference, voided_at__isnull=True)
         .select_related("sku").order_by("pk").first()
     )
     if existing is None:
@@ -231,7 +232,8 @@ def _check_order_reference(tenant: Tenant, order_reference: str) -> None:
     raise PurchaseError(
         _("The order reference “%(reference)s” is already recorded for this tenant: purchase %(id)s of "
           "%(quantity)s seats of %(sku)s on %(date)s. Each order is recorded once. If this is a different "
-          "order, enter its own reference; if the existing purchase is wrong, find it in the ledger.")
+          "order, enter its own reference; if the existing purchase is wrong, void it in the ledger and record the "
+          "order again.")
         % {
             "reference": order_reference, "id": existing.pk, "quantity": existing.quantity,
             "sku": existing.sku.name, "date": existing.purchased_on.isoformat(),
@@ -372,6 +374,8 @@ def void_purchase(*, acting_user: AbstractBaseUser, purchase: Purchase, reason: 
         purchase = Purchase.objects.select_for_update(of=("self",)).select_related("pool", "sku", "tenant").get(
             pk=purchase.pk
         )
+        if purchase.is_voided:
+            raise PurchaseError(_("Purchase %(id)s is already voided.") % {"id": purchase.pk})
         allotments = _lowered_allotment(purchase)
         try:
             services.set_allotment(

@@ -10,6 +10,7 @@ urlpatterns: list = [
     path("tenants/<int:tenant_pk>/purchases/new/", views.purchase_new, name="purchase_new"),
     path("tenants/<int:tenant_pk>/purchases/export.csv", views.purchases_export, name="purchases_export"),
     path("purchases/<int:purchase_pk>/link/", views.purchase_link, name="purchase_link"),
+    path("purchases/<int:purchase_pk>/void/", views.purchase_void, name="purchase_void"),
     path("pools/<int:pool_pk>/purchases/", views.pool_purchases, name="pool_purchases"),
     path("tenants/<int:tenant_pk>/requests/", views.tenant_requests, name="tenant_requests"),
     path("pools/<int:pool_pk>/requests/", views.pool_requests, name="pool_requests"),

@@ -27,7 +27,9 @@ from rbac.choices import Action
 from . import capacity, purchases, seat_requests
 from .choices import RequestStatus
 from .exceptions import PoolsError
-from .forms_purchases import DecisionForm, LedgerFilterForm, LinkSubscriptionForm, PurchaseForm, SeatRequestForm
+from .forms_purchases import (
+    DecisionForm, LedgerFilterForm, LinkSubscriptionForm, PurchaseForm, SeatRequestForm, VoidPurchaseForm,
+)
 from .models import Purchase
 
 logger = logging.getLogger(__name__)
@@ -87,13 +89,15 @@ def tenant_purchases(request: HttpRequest, tenant_pk: int) -> HttpResponse:
         for purchase in page:
             if purchase.subscription_id is None:
                 purchase.link_form = LinkSubscriptionForm(purchase=purchase, auto_id=f"id_purchase{purchase.pk}_%s")
+            if not purchase.is_voided:
+                purchase.void_form = VoidPurchaseForm(auto_id=f"id_void{purchase.pk}_%s")
     context = {
         "tenant": tenant,
         "page": page,
         "filters": filters,
         "query": request.GET.urlencode(),
-        "totals_by_pool": purchases.totals_by_pool(ledger),
-        "totals_by_sku": purchases.totals_by_sku(ledger),
+        "totals_by_pool": purchases.totals_by_pool(ledger.filter(voided_at__isnull=True)),
+        "totals_by_sku": purchases.totals_by_sku(ledger.filter(voided_at__isnull=True)),
         "can_administer": can_administer,
         "can_view_stock": scoping.ledger_tenants_for(request.user).filter(pk=tenant.pk).exists(),
     }
@@ -119,6 +123,7 @@ def purchase_new(request: HttpRequest, tenant_pk: int) -> HttpResponse:
                 ),
                 subscription=subscription,
                 link_automatically=not chosen,
+                confirm_duplicate=data["confirm_duplicate"],
             )
         except PoolsError as exc:
             logger.info("Purchase for pool %s (tenant %s) rejected: %s", data["pool"].pk, tenant.pk, exc.message)
@@ -161,10 +166,34 @@ def purchase_link(request: HttpRequest, purchase_pk: int) -> HttpResponse:
     return redirect("pools:tenant_purchases", tenant_pk=purchase.tenant_id)
 
 
+@login_required
+@require_POST
+def purchase_void(request: HttpRequest, purchase_pk: int) -> HttpResponse:
+    purchase = get_object_or_404(purchases.visible_purchases(request.user), pk=purchase_pk)
+    if not scoping.can_administer_tenant(request.user, purchase.tenant):
+        raise Http404("No such purchase.")
+    form = VoidPurchaseForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("pools:tenant_purchases", tenant_pk=purchase.tenant_id)
+    try:
+        purchases.void_purchase(acting_user=request.user, purchase=purchase, reason=form.cleaned_data["reason"])
+    except PoolsError as exc:
+        logger.info("Voiding purchase %s (tenant %s) rejected: %s", purchase.pk, purchase.tenant_id, exc.message)
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, _("Voided purchase %(id)s and lowered the allotment of %(pool)s by %(quantity)s seats of %(sku)s.")
+            % {"id": purchase.pk, "pool": purchase.pool, "quantity": purchase.quantity, "sku": purchase.sku.name},
+        )
+    return redirect("pools:tenant_purchases", tenant_pk=purchase.tenant_id)
+
+
 def _csv_rows(ledger):
     yield [
         _("Purchase date"), _("Pool"), _("SKU"), _("Product"), _("Seats"), _("Unit price per month"), _("Currency"),
         _("Term"), _("Order reference"), _("Commerce subscription"), _("Recorded by"), _("Recorded at"),
+        _("Voided at"), _("Voided by"), _("Reason for voiding"),
     ]
     for purchase in ledger:
         yield [
@@ -180,6 +209,9 @@ def _csv_rows(ledger):
             safe_text(purchase.subscription.subscription_id) if purchase.subscription else "",
             safe_text(purchase.recorded_by.get_username()) if purchase.recorded_by else "",
             purchase.recorded_at.isoformat(timespec="seconds"),
+            purchase.voided_at.isoformat(timespec="seconds") if purchase.voided_at else "",
+            safe_text(purchase.voided_by.get_username()) if purchase.voided_by else "",
+            safe_text(purchase.void_reason),
         ]
 
 
@@ -207,7 +239,7 @@ def pool_purchases(request: HttpRequest, pool_pk: int) -> HttpResponse:
     context = {
         "pool": pool,
         "purchases": ledger.order_by("-purchased_on", "-pk"),
-        "totals_by_sku": purchases.totals_by_sku(ledger),
+        "totals_by_sku": purchases.totals_by_sku(ledger.filter(voided_at__isnull=True)),
     }
     return render(request, "pools/purchases/pool_ledger.html", context)
 

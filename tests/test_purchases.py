@@ -580,7 +580,7 @@ def test_duplicate_order_reference_rejected(synced_tenant, admin, us, germany):
     assert caught.value.message == (
         f"The order reference “po-77” is already recorded for this tenant: purchase {first.pk} of 4 seats of "
         f"{flow.name} on 2025-01-15. Each order is recorded once. If this is a different order, enter its own "
-        "reference; if the existing purchase is wrong, find it in the ledger."
+        "reference; if the existing purchase is wrong, void it in the ledger and record the order again."
     )
     assert Purchase.objects.count() == 1
     assert seats(germany, flow) is None
@@ -589,7 +589,9 @@ def test_duplicate_order_reference_rejected(synced_tenant, admin, us, germany):
 def test_empty_order_references_may_repeat(synced_tenant, admin, us):
     flow = sku(synced_tenant, "FLOW_FREE")
     record_purchase(acting_user=admin, data=purchase_input(us, flow, quantity=2, order_reference=""))
-    record_purchase(acting_user=admin, data=purchase_input(us, flow, quantity=2, order_reference="  "))
+    record_purchase(
+        acting_user=admin, data=purchase_input(us, flow, quantity=2, order_reference="  "), confirm_duplicate=True
+    )
 
     assert Purchase.objects.count() == 2
     assert seats(us, flow) == 4

@@ -21,6 +21,7 @@ from pools.choices import PurchaseTerm, RequestStatus
 from pools.exceptions import PoolsError
 from pools.models import Purchase, SeatRequest
 from rbac.choices import Action
+from rbac import scoping
 from rbac.scoping import ObjectNotFound, pools_for
 
 from .serializers import ErrorSerializer
@@ -43,12 +44,18 @@ class PurchaseSerializer(serializers.ModelSerializer):
     )
     recordedBy = serializers.CharField(source="recorded_by.get_username", read_only=True, allow_null=True, default=None)
     recordedAt = serializers.DateTimeField(source="recorded_at", read_only=True)
+    voidedAt = serializers.DateTimeField(
+        source="voided_at", read_only=True, help_text="When the purchase was voided; null while it counts.",
+    )
+    voidedBy = serializers.CharField(source="voided_by.get_username", read_only=True, allow_null=True, default=None)
+    voidReason = serializers.CharField(source="void_reason", read_only=True)
 
     class Meta:
         model = Purchase
         fields = [
             "id", "tenant", "pool", "poolName", "skuId", "partNumber", "quantity", "purchasedOn", "unitPrice",
-            "currency", "term", "orderReference", "subscriptionId", "recordedBy", "recordedAt",
+            "currency", "term", "orderReference", "subscriptionId", "recordedBy", "recordedAt", "voidedAt",
+            "voidedBy", "voidReason",
         ]
         read_only_fields = fields
 
@@ -85,6 +92,15 @@ class PurchaseInputSerializer(serializers.Serializer):
         max_length=100, required=False, allow_null=True, default=None,
         help_text="A commerce subscription to link; omitted links the one that matches, if exactly one does.",
     )
+    confirmDuplicate = serializers.BooleanField(
+        default=False,
+        help_text="Record the purchase although one with the same SKU, pool, seats, date and price and no order "
+                  "reference was recorded within the last day.",
+    )
+
+
+class VoidInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=purchases.MAX_VOID_REASON_LENGTH, help_text="Why the purchase is wrong.")
 
 
 class PurchaseFilter(filters.FilterSet):
@@ -150,12 +166,33 @@ class PurchaseViewSet(NamedNotFoundMixin, mixins.ListModelMixin, mixins.Retrieve
                     order_reference=data["orderReference"],
                 ),
                 subscription=subscription,
+                confirm_duplicate=data["confirmDuplicate"],
             )
         except PoolsError as exc:
             return Response({"detail": exc.message}, status=status.HTTP_400_BAD_REQUEST)
         warning = purchases.currency_warning(purchase)
         body = {**PurchaseSerializer(purchase).data, "warnings": [warning] if warning else []}
         return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=VoidInputSerializer,
+        responses={200: PurchaseSerializer, 409: OpenApiResponse(ErrorSerializer, description="Cannot be voided.")},
+        summary="Void a wrong purchase and lower the pool's allotment by its seats",
+    )
+    @action(detail=True, methods=["post"])
+    def void(self, request: Request, pk: str) -> Response:
+        purchase = self.get_object()
+        if not scoping.can_administer_tenant(request.user, purchase.tenant):
+            raise ObjectNotFound(self.not_found_message)
+        body = VoidInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            purchase = purchases.void_purchase(
+                acting_user=request.user, purchase=purchase, reason=body.validated_data["reason"]
+            )
+        except PoolsError as exc:
+            return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
+        return Response(PurchaseSerializer(purchase).data)
 
 
 class SeatRequestSerializer(serializers.ModelSerializer):

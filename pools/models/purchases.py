@@ -31,6 +31,14 @@ class Purchase(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+    # A wrong purchase is voided, never deleted or edited: the row stays in the ledger, marked, and its
+    # quantity no longer counts in the allotment or the totals.
+    voided_at = models.DateTimeField(_("voided at"), null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("voided by"),
+    )
+    void_reason = models.TextField(_("reason for voiding"), blank=True)
 
     class Meta:
         verbose_name = _("purchase")
@@ -40,11 +48,19 @@ class Purchase(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="purchase_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="purchase_price_not_negative"),
             # One purchase per order reference and tenant, so a resubmitted form cannot record an order twice.
+            # A voided purchase frees its reference, so that the order can be recorded again correctly.
             models.UniqueConstraint(
-                "tenant", Lower("order_reference"), condition=~Q(order_reference=""),
+                "tenant", Lower("order_reference"), condition=~Q(order_reference="") & Q(voided_at__isnull=True),
                 name="purchase_order_reference_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(voided_at__isnull=True) | ~Q(void_reason=""), name="purchase_void_has_reason"
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.sku} for {self.pool} on {self.purchased_on}"
+
+    @property
+    def is_voided(self) -> bool:
+        return self.voided_at is not None
