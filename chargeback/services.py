@@ -30,7 +30,7 @@ def set_price(
 ) -> SkuPrice:
     """Set the monthly price of a SKU from a date on, replacing a price set for that same date.
 
-    The price form asks for confirmation before a replacement; the audit event keeps the replaced price.
+    The price form requires confirmation for a replacement, and the audit event keeps the replaced price.
     """
     if not scoping.can_administer_tenant(acting_user, tenant) or sku.tenant_id != tenant.pk:
         raise Http404("No such tenant.")

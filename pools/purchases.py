@@ -353,9 +353,10 @@ def void_purchase(*, acting_user: AbstractBaseUser, purchase: Purchase, reason: 
     """Void a wrong purchase and lower its pool's allotment by its quantity, in one transaction.
 
     The purchase stays in the ledger, marked as voided. Raises PurchaseError without a reason, for a purchase
-    already voided or of a pool that no longer exists, and when the lowered allotment would fall below the
-    seats the pool (with its level-2 pools) uses or below what its level-2 pools hold. A level-2 purchase
-    leaves the parent's allotment as it is, because the parent may have had those seats before.
+    already voided, and for a pool that no longer exists. Also raises it when the lowered allotment would fall
+    below the seats that the pool's users (level-2 pools included) hold, or below what its level-2 pools hold.
+    A level-2 purchase leaves the parent's allotment as it is, because the parent may have had those seats
+    before.
     """
     if not scoping.can_administer_tenant(acting_user, purchase.tenant):
         raise Http404("No such purchase.")
