@@ -65,7 +65,7 @@ class PoolSkuLine:
 
     @property
     def spare(self) -> int | None:
-        """Allotment minus consumption; negative when the pool holds more than its allotment."""
+        """Allotment minus consumption; negative when the pool's holders exceed its allotment."""
         if self.allotment is None:
             return None
         return self.allotment - self.consumption
@@ -142,7 +142,7 @@ def units_in_use(sku: Sku, holders: int) -> int:
 
 
 def free_units_by_sku(tenant: Tenant) -> dict[int, int]:
-    """Map SKU id to the enabled units that nobody uses, never below 0."""
+    """Map SKU id to the enabled units not in use, never below 0."""
     held = holders_by_sku(tenant)
     return {
         sku.pk: max(sku.enabled_units - units_in_use(sku, held.get(sku.pk, 0)), 0)
@@ -155,7 +155,7 @@ def free_units_by_sku(tenant: Tenant) -> dict[int, int]:
 
 @dataclass
 class PoolCommitment:
-    """What one active level-1 pool (its level-2 pools included) takes of a SKU's enabled units."""
+    """The share of a SKU's enabled units that one active level-1 pool, its level-2 pools included, takes."""
 
     pool: Pool
     allotment: int
@@ -175,12 +175,15 @@ class PoolCommitment:
 class CentralReserve:
     """The seats of one SKU that a tenant administrator can still allot without promising seats that do not exist.
 
-    The reserve is the enabled units, minus the units of trial subscriptions past their end date, minus for
-    each active level-1 pool (the Unassigned pool included) the larger of its allotment and its holders, minus
-    the units in use outside those pools. Written in the parts the pages show, that is enabled units minus
+    The reserve is the enabled units minus the units of trial subscriptions past their end date. From that, it
+    subtracts for each active level-1 pool (the Unassigned pool included) the larger of its allotment and its
+    holders, and then the units in use outside those pools. Written in the parts the pages show, that is enabled units minus
     units in use minus seats allotted but not used yet minus lapsed trial units, so it never exceeds the free
     units. It is negative when more is promised than exists, and at most 0 while the SKU is blocked, because
     no seat can then be assigned.
+
+    NOTE: seat-request approvals and purchases must fit this reserve, but ``services.set_allotment`` still
+    checks only that level-1 allotments stay within the enabled units, so a direct allotment can make it negative.
     """
 
     sku: Sku
@@ -284,7 +287,7 @@ def central_reserve(tenant: Tenant, sku: Sku) -> CentralReserve:
 
 
 def lifecycle_date_passed(subscription: Subscription, now=None) -> bool:
-    """Whether the subscription's next lifecycle date (a trial's end, a renewal) lies in the past."""
+    """Return whether the subscription's next lifecycle date (a trial's end, a renewal) is in the past."""
     if subscription.next_lifecycle_at is None:
         return False
     return subscription.next_lifecycle_at < (now or timezone.now())

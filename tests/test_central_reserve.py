@@ -259,3 +259,19 @@ def test_trial_labelled_and_lapsed_flagged(client, synced_tenant, admin):
     assert label in section
     assert "Date passed:" not in section
     assert central_reserve(synced_tenant, e3).lapsed_trial_units == 0
+
+
+# Demo data
+
+
+def test_demo_allotment_within_reserve(emulator, synced_tenant, admin, us):
+    from graphsync.management.commands.run_demo import Command
+
+    office = sku_of(synced_tenant, "ENTERPRISEPACK")
+    office = set_units(emulator, synced_tenant, office, prepaidUnits={"enabled": holders(synced_tenant, office) + 3})
+    us_holders = holders(synced_tenant, office, us.subtree_ids())
+
+    Command().allot_demo_seats(admin, us)
+
+    assert Allotment.objects.get(pool=us, sku=office).seats == us_holders + 3
+    assert central_reserve(synced_tenant, office).seats == 0

@@ -172,13 +172,16 @@ class Command(BaseCommand):
         return password
 
     def allot_demo_seats(self, admin, pool: Pool) -> None:
-        """Give the manager's pool room to work: its consumption plus ten seats of each SKU it uses."""
+        """Give the manager's pool room to work: its consumption plus up to ten seats of each SKU it uses.
+
+        The extra seats come out of the central reserve, which already counts the pool's holders.
+        """
         from pools.stock import pool_lines
 
         stock = {line.sku.pk: line for line in tenant_stock(pool.tenant)}
         for line in pool_lines(pool):
-            room = stock[line.sku.pk].reserve
-            seats = min(line.consumption + 10, room)
+            room = max(stock[line.sku.pk].reserve, 0)
+            seats = line.consumption + min(10, room)
             if seats > 0 and line.sku.applies_to == "User":
                 try:
                     set_allotment(acting_user=admin, pool=pool, sku=line.sku, seats=seats)
