@@ -30,6 +30,7 @@ from rbac.choices import Role
 from rbac.models import Grant
 from rbac.services import grant_role
 
+DEMO_EMAIL_DOMAIN = "example.com"
 DEMO_ACCOUNTS = [
     ("admin", Role.TENANT_ADMIN, "tenant administrator"),
     ("manager", Role.POOL_MANAGER, "pool manager"),
@@ -144,6 +145,9 @@ class Command(BaseCommand):
         for username, _role, _label in DEMO_ACCOUNTS:
             user, _created = get_user_model().objects.get_or_create(username=username)
             user.set_password(password)
+            if not user.email:
+                # example.com is reserved for documentation (RFC 2606), so demo e-mails reach nobody.
+                user.email = f"{username}@{DEMO_EMAIL_DOMAIN}"
             user.save()
             users[username] = user
 
@@ -201,7 +205,7 @@ class Command(BaseCommand):
             scope = ""
             if username == "manager" and manager_grant and manager_grant.pool:
                 scope = f" of pool {manager_grant.pool}"
-            lines.append(f"  {username:<8} ({label}{scope})  password: {password}")
+            lines.append(f"  {username:<8} ({label}{scope})  password: {password}  e-mail: {username}@{DEMO_EMAIL_DOMAIN}")
         if os.environ.get("DEMO_PASSWORD"):
             lines.append("  (password from DEMO_PASSWORD)")
         lines.append("Stop with Ctrl+C; the emulator stops with the portal and starts from the demo data next time.")
