@@ -246,15 +246,18 @@ def _confirmed_revoke(request: HttpRequest, pool) -> HttpResponse:
 
 def _job_context(job) -> dict:
     progress = bulk.job_progress(job)
+    retries_automatically = not current_app.conf.task_always_eager
     return {
         "job": job,
         "progress": progress,
         "items": job.items.select_related("user").order_by("position")[:JOB_ITEMS_SHOWN],
         "items_hidden": max(progress["total"] - JOB_ITEMS_SHOWN, 0),
-        "is_active": job.status in (BulkJobStatus.QUEUED, BulkJobStatus.RUNNING, BulkJobStatus.WAITING),
+        # Tasks that run eagerly cannot be scheduled for later, so a waiting job runs again only when resumed
+        # and its page has nothing to poll for.
+        "is_active": job.status in (BulkJobStatus.QUEUED, BulkJobStatus.RUNNING)
+        or (job.status == BulkJobStatus.WAITING and retries_automatically),
         "can_resume": job.status != BulkJobStatus.FINISHED and not bulk.is_runner_alive(job),
-        # Tasks that run eagerly cannot be scheduled for later, so a waiting job runs again only when resumed.
-        "retries_automatically": not current_app.conf.task_always_eager,
+        "retries_automatically": retries_automatically,
     }
 
 

@@ -59,6 +59,7 @@ def test_eager_upload_waits_instead_of_500(
     assert "Waiting to retry" in page
     assert job.retry_reason in page
     assert "Resume it at" in page
+    assert 'hx-trigger="every 1s"' not in page
     assert "stopped reporting progress" not in page
 
     control(emulator, "POST", "faults", json={"serverErrorRate": 0.0})
@@ -95,7 +96,7 @@ def test_overdue_waiting_job_is_resumed(synced_tenant, make_portal_user, django_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_retries_waiting_job(require_postgresql, celery_worker, emulator, tenant, make_portal_user):
+def test_worker_retries_waiting_job(require_postgresql, celery_worker, emulator, tenant, make_portal_user, client):
     sync_now(tenant)
     admin, pool, sku = setup_sales(tenant, make_portal_user)
     users = free_users(pool, 3)
@@ -111,6 +112,10 @@ def test_worker_retries_waiting_job(require_postgresql, celery_worker, emulator,
     assert job.retry_reason
     assert job.retry_at > timezone.now()
     assert job.heartbeat_at is None
+    client.force_login(admin)
+    page = client.get(reverse("pools:bulk_job", args=[job.pk])).content.decode()
+    assert "It runs again at" in page
+    assert 'hx-trigger="every 1s"' in page
     control(emulator, "POST", "faults", json={"serverErrorRate": 0.0})
 
     # The worker's own retry runs the job again about 30 seconds after the failure, without a resume.
