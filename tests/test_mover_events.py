@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from graphsync.models import UserLicense
 from pools import movers
+from pools.audit_display import SkuIndex, ValueRow, value_rows
 from pools.alerts import evaluate_tenant, pool_sku_key
 from pools.choices import AlertKind, AuditAction
 from pools.membership import apply_plan, plan_membership
@@ -38,6 +39,7 @@ def test_sync_records_mover(client, emulator, department_scheme, admin, membersh
 
     event = AuditEvent.objects.get(action=AuditAction.USER_MOVED)
     assert event.target_user == user
+    assert ValueRow("Pool name", str(finance)) in value_rows(event.after, event=event, skus=SkuIndex.for_tenant(tenant))
     assert event.pool == finance
     assert event.actor_name == "system"
     assert event.before == {"pool": marketing.pk, "poolName": str(marketing)}
