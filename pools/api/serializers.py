@@ -109,20 +109,6 @@ class AllotmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AssignLicenseSerializer(serializers.Serializer):
-    skuId = serializers.UUIDField(help_text="The SKU's GUID, as subscribedSkus reports it.")
-    disabledPlans = serializers.ListField(
-        child=serializers.UUIDField(), required=False, default=list, help_text="Service plan IDs to turn off."
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-
-class RejectedSerializer(serializers.Serializer):
-    """A change that the portal or Microsoft Graph rejected. ``detail`` is ready to show."""
-
 class AllotmentResultSerializer(AllotmentSerializer):
     """The allotment just set, with warnings about it that did not stop the change."""
 
@@ -138,6 +124,20 @@ class AllotmentResultSerializer(AllotmentSerializer):
         fields = [*AllotmentSerializer.Meta.fields, "warnings"]
         read_only_fields = fields
 
+
+class AssignLicenseSerializer(serializers.Serializer):
+    skuId = serializers.UUIDField(help_text="The SKU's GUID, as subscribedSkus reports it.")
+    disabledPlans = serializers.ListField(
+        child=serializers.UUIDField(), required=False, default=list, help_text="Service plan IDs to turn off."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class RejectedSerializer(serializers.Serializer):
+    """A change that the portal or Microsoft Graph rejected. ``detail`` is ready to show."""
 
     detail = serializers.CharField()
     code = serializers.ChoiceField(choices=["rejected", "graph_rejected"])
