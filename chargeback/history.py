@@ -75,5 +75,7 @@ def record_license_history(tenant: Tenant, at: datetime | None = None) -> None:
                     AND open_interval.ended_at IS NULL
               )
             """,
-            [at, tenant.pk, *NOT_HOLDING_STATES],
+            # Adapted as the ORM adapts a DateTimeField: given an aware datetime, SQLite would store a "+00:00"
+            # suffix that the ORM's own writes lack, and the start would not compare equal to the end it follows.
+            [connection.ops.adapt_datetimefield_value(at), tenant.pk, *NOT_HOLDING_STATES],
         )
