@@ -6,10 +6,13 @@ check ``check_portal_base_url`` (registered by the pools app) warns outside the 
 """
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
+
+logger = logging.getLogger(__name__)
 
 # Port of ``manage.py runserver`` without arguments, the usual way to serve the embedded default.
 RUNSERVER_PORT = 8000
@@ -57,3 +60,10 @@ def check_portal_base_url(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+def log_portal_base_url_problems() -> None:
+    """Log the PORTAL_BASE_URL check's findings, for servers such as gunicorn that run no system checks."""
+    for message in check_portal_base_url(None):
+        level = logging.ERROR if message.is_serious() else logging.WARNING
+        logger.log(level, "%s %s (%s)", message.msg, message.hint, message.id)

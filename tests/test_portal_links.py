@@ -1,13 +1,17 @@
 """Links in e-mails are absolute, from PORTAL_BASE_URL or a base URL guessed from ALLOWED_HOSTS."""
 from __future__ import annotations
 
+import logging
+from unittest import mock
+
 import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.test import override_settings
 
 from graphsync.models import Sku
-from licensepools.links import check_portal_base_url, fallback_base_url
+from licensepools import links
+from licensepools.links import check_portal_base_url, fallback_base_url, log_portal_base_url_problems
 from pools.choices import AlertKind, PoolAttribute
 from pools.models import Alert, Pool
 from pools.notifications import alert_url
@@ -100,3 +104,17 @@ def test_seat_request_mail_link_absolute(
 
     assert len(mail.outbox) == 1
     assert f"{BASE_URL}/tenants/{synced_tenant.pk}/requests/" in mail.outbox[0].body
+
+
+def test_startup_logs_guessed_url():
+    with (
+        override_settings(PORTAL_BASE_URL="https://licenses.example.com", PORTAL_BASE_URL_SET=False, EMBEDDED=False),
+        mock.patch.object(links.logger, "log") as log,
+    ):
+        log_portal_base_url_problems()
+
+    assert log.call_count == 1
+    level, text, message, hint, check_id = log.call_args.args
+    assert level == logging.WARNING
+    assert "links in e-mails use https://licenses.example.com" in message
+    assert check_id == "licensepools.W001"
