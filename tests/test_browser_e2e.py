@@ -154,7 +154,7 @@ def test_pools_assignment_and_chargeback(
     assert Allotment.objects.get(pool=pool, sku=sku).seats == 3
 
     page.goto(f"{base_url}/tenants/{tenant.pk}/prices/")
-    page.get_by_label("SKU").select_option(value=str(sku.pk))
+    page.get_by_label("SKU", exact=True).select_option(value=str(sku.pk))
     page.get_by_label("Monthly price per seat").fill("31.00")
     page.get_by_label("Currency").fill("EUR")
     page.get_by_label("Effective from").fill(today.replace(day=1).isoformat())

@@ -47,6 +47,13 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
         # algorithm on, the body waits for the client to acknowledge the headers, which a client that
         # delays its acknowledgements does only after about 40 ms: every response would take that long.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.open_connections_lock:  # type: ignore[attr-defined]
+            self.server.open_connections.add(self.connection)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        with self.server.open_connections_lock:  # type: ignore[attr-defined]
+            self.server.open_connections.discard(self.connection)  # type: ignore[attr-defined]
+        super().finish()
 
     def run_wsgi(self) -> None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -155,6 +162,9 @@ class EmulatorServer:
         # accept loop, where one slow client would stall every other connection.
         server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         server.ssl_context = context
+        # Kept-alive connections, which stop() closes as a stopped process would.
+        server.open_connections = set()
+        server.open_connections_lock = threading.Lock()
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="graph-emulator", daemon=True)
         self._thread.start()
@@ -166,6 +176,15 @@ class EmulatorServer:
             return
         self._server.shutdown()
         self._server.server_close()
+        # Shutting down only ends the accept loop. Threads serving kept-alive connections would go on
+        # answering on them, unlike a stopped server, so their sockets are shut down too.
+        with self._server.open_connections_lock:
+            connections = list(self._server.open_connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # The client closed it meanwhile.
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None

@@ -92,6 +92,8 @@ def test_fault_settings_listed(controlled_emulator: EmulatorServer) -> None:
         "unavailableRate": 0.0,
         "latencyMs": 0,
         "dropRate": 0.0,
+        "dropWriteRate": 0.0,
+        "dropAfterWriteRate": 0.0,
         "failPage": None,
         "failPageMode": "once",
         "throttleEnabled": True,
