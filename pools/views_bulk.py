@@ -163,9 +163,25 @@ def bulk_selection(request: HttpRequest, pool_pk: int) -> HttpResponse:
             raise Http404("No such user in this pool.")
         messages.error(request, _form_errors(form))
         return redirect(reverse("pools:pool", kwargs={"pool_pk": pool.pk}) + "#members")
-    names = [user.user_principal_name for user in form.cleaned_data["users"].order_by("user_principal_name")]
-    response = _start_job(request, pool, sku=form.cleaned_data["sku"], kind=form.cleaned_data["kind"], names=names)
+    users = form.cleaned_data["users"].order_by("user_principal_name")
+    kind = form.cleaned_data["kind"]
+    if kind == BulkJobKind.REVOKE and request.POST.get("confirmed") != "1":
+        return _selection_revoke_confirmation(request, pool, sku=form.cleaned_data["sku"], users=users)
+    names = [user.user_principal_name for user in users]
+    response = _start_job(request, pool, sku=form.cleaned_data["sku"], kind=kind, names=names)
     return response or redirect(reverse("pools:pool", kwargs={"pool_pk": pool.pk}) + "#members")
+
+
+def _selection_revoke_confirmation(request: HttpRequest, pool, *, sku: Sku, users) -> HttpResponse:
+    """Render the confirmation page for revoking ``sku`` from the members ticked on the pool page."""
+    direct = UserLicense.objects.filter(user__in=users, sku=sku, assigned_by_group="")
+    context = {
+        "pool": pool,
+        "sku": sku,
+        "user_pks": [user.pk for user in users],
+        "licenses": direct.values("user_id").distinct().count(),
+    }
+    return render(request, "pools/bulk/selection_revoke_confirm.html", context)
 
 
 @login_required
