@@ -170,6 +170,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English"))]
+# Project formats override Django's per language, so English times always show their minutes.
+FORMAT_MODULE_PATH = ["licensepools.formats"]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
