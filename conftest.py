@@ -178,8 +178,10 @@ def celery_worker(django_db_setup, django_db_blocker):
 
     queue = f"licensepools-test-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    app.conf.task_default_queue = queue
-    app.conf.task_always_eager = False
+    # Celery reads this app's settings under the CELERY_ prefix, so assigning task_default_queue or
+    # task_always_eager would change nothing.
+    app.conf.CELERY_TASK_DEFAULT_QUEUE = queue
+    app.conf.CELERY_TASK_ALWAYS_EAGER = False
     env = dict(os.environ)
     env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     env["CELERY_TASK_DEFAULT_QUEUE"] = queue

@@ -399,7 +399,7 @@ def start_worker(queue: str, log_path: Path) -> subprocess.Popen:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_resume_after_killed_worker(require_postgresql, emulator, tenant, make_portal_user, settings):
+def test_resume_after_killed_worker(require_postgresql, emulator, tenant, make_portal_user, settings, monkeypatch):
     from licensepools.celery import app
 
     sync_now(tenant)
@@ -408,7 +408,9 @@ def test_resume_after_killed_worker(require_postgresql, emulator, tenant, make_p
     allot_spare(admin, pool, sku, len(users))
     queue = f"licensepools-bulk-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    app.conf.task_always_eager = False
+    # Celery reads this app's settings under the CELERY_ prefix, so assigning task_always_eager changes nothing.
+    # The bulk job must run in the worker started below, which this test kills midway.
+    monkeypatch.setattr(app.conf, "CELERY_TASK_ALWAYS_EAGER", False)
     log_path = ROOT / "test-artifacts" / f"celery-{queue}.log"
     log_path.parent.mkdir(exist_ok=True)
     control(emulator, "POST", "faults", json={"latencyMs": 300})
