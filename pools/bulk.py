@@ -574,15 +574,19 @@ def _process_item(job: BulkJob, item: BulkJobItem, *, retry_transient: bool) -> 
         .order_by("-pk")
         .first()
     )
-    _finish_item(item, BulkItemStatus.DONE, _done_message(job, event), event.graph_request_id if event else "")
+    message = _done_message(job, event, user)
+    _finish_item(item, BulkItemStatus.DONE, message, event.graph_request_id if event else "")
 
 
-def _done_message(job: BulkJob, event: AuditEvent | None) -> str:
+def _done_message(job: BulkJob, event: AuditEvent | None, user: DirectoryUser) -> str:
     names = {"sku": job.sku.name}
     if job.kind == BulkJobKind.REVOKE:
         return _("Revoked %(sku)s.") % names
     if event is not None and event.before:
         return _("Changed the disabled service plans of %(sku)s; no new seat was taken.") % names
+    if not user.account_enabled:
+        # The seat of a disabled account is a reclaim candidate at once, so the result flags it.
+        return _("Assigned %(sku)s (account disabled).") % names
     return _("Assigned %(sku)s.") % names
 
 

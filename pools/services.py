@@ -197,6 +197,18 @@ def over_allotment_warning(pool: Pool, sku: Sku) -> str | None:
     return message % {"pool": pool, "consumption": line.consumption, "sku": sku.name, "over": -line.spare}
 
 
+def disabled_account_warning(user: DirectoryUser) -> str | None:
+    """Return a warning when ``user``'s account was disabled in Entra ID at the last sync, else None.
+
+    A disabled account's license is a reclaim candidate at once, so assigning one is allowed but flagged.
+    """
+    if user.account_enabled:
+        return None
+    return _("%(upn)s is disabled in Entra ID; the seat will show as reclaimable.") % {
+        "upn": user.user_principal_name
+    }
+
+
 def _check_allotment_limits(pool: Pool, sku: Sku, seats: int) -> None:
     names = {"pool": str(pool), "sku": sku.name, "seats": seats}
     if pool.parent_id is None:

@@ -272,6 +272,37 @@ def _license_change(request: HttpRequest, pool_pk: int, form_class) -> tuple[Poo
     return pool, None
 
 
+def disabled_account_confirmation(
+    request: HttpRequest, pool: Pool, member, sku: Sku, *, cancel_url: str
+) -> HttpResponse | None:
+    """Render a confirmation page before a new seat goes to a disabled account, or return None to go ahead.
+
+    The page posts the request's fields back to the same URL with ``confirm_disabled=1``. A license the
+    member already holds directly takes no new seat, so changing it needs no confirmation.
+    """
+    warning = services.disabled_account_warning(member)
+    if warning is None or request.POST.get("confirm_disabled") == "1":
+        return None
+    if UserLicense.objects.filter(user=member, sku=sku, assigned_by_group="").exists():
+        return None
+    fields = [
+        (name, value)
+        for name in request.POST
+        if name != "csrfmiddlewaretoken"
+        for value in request.POST.getlist(name)
+    ]
+    context = {
+        "pool": pool,
+        "member": member,
+        "sku": sku,
+        "warning": warning,
+        "action": request.get_full_path(),
+        "fields": fields,
+        "cancel_url": cancel_url,
+    }
+    return render(request, "pools/assign_disabled_confirm.html", context)
+
+
 @login_required
 @require_POST
 def license_assign(request: HttpRequest, pool_pk: int) -> HttpResponse:
@@ -279,6 +310,10 @@ def license_assign(request: HttpRequest, pool_pk: int) -> HttpResponse:
     if data is None:
         return _back_to_pool(request, pool, anchor="members")
     user, sku = data["user"], data["sku"]
+    cancel_url = _back_to_pool(request, pool, anchor=f"member-{user.pk}").url
+    confirmation = disabled_account_confirmation(request, pool, user, sku, cancel_url=cancel_url)
+    if confirmation is not None:
+        return confirmation
     try:
         services.assign_license(acting_user=request.user, pool=pool, user=user, sku=sku)
     except PoolsError as exc:

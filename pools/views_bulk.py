@@ -29,6 +29,7 @@ from .forms_bulk import (
     AssignDetailsForm, BulkRevokeConfirmForm, BulkSelectionForm, BulkUploadForm, DefaultUsageLocationForm,
 )
 from .usage_location import choose_usage_location, missing_usage_location_message, set_default_usage_location
+from .views import disabled_account_confirmation
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ def assign_details(request: HttpRequest, pool_pk: int, user_pk: int) -> HttpResp
         form = AssignDetailsForm(request.POST, pool=pool, sku=sku)
         if form.is_valid():
             sku = form.cleaned_data["sku"]
+            cancel_url = reverse("pools:pool", kwargs={"pool_pk": pool.pk}) + f"#member-{member.pk}"
+            confirmation = disabled_account_confirmation(request, pool, member, sku, cancel_url=cancel_url)
+            if confirmation is not None:
+                return confirmation
             try:
                 services.assign_license(
                     acting_user=request.user, pool=pool, user=member, sku=sku,

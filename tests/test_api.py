@@ -377,6 +377,7 @@ def test_assign_and_revoke(admin_api, sales, admin, free_sku, emulated_tenant_st
         "assignedByGroup": "",
         "state": "Active",
         "disabledPlans": [],
+        "warnings": [],
     }
     assert held_in_emulator(emulated_tenant_state, member, free_sku)
 

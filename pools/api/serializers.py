@@ -65,6 +65,22 @@ class UserLicenseSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AssignedLicenseSerializer(UserLicenseSerializer):
+    """The license just assigned, with warnings about it that did not stop the assignment."""
+
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Warnings about the assignment, ready to show; empty when there are none. A warning is given when "
+        "the user's account is disabled in Entra ID (accountEnabled false at the last sync): the license is "
+        "assigned, and the seat shows as reclaimable at once.",
+    )
+
+    class Meta(UserLicenseSerializer.Meta):
+        fields = [*UserLicenseSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields
+
+
 class PoolUserSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="user_id", read_only=True, help_text="The Entra ID object ID.")
     userPrincipalName = serializers.CharField(source="user_principal_name", read_only=True)

@@ -26,13 +26,13 @@ from .filters import PoolFilter
 from .serializers import (
     AllotmentInputSerializer,
     AllotmentResultSerializer,
+    AssignedLicenseSerializer,
     AssignLicenseSerializer,
     ErrorSerializer,
     PoolDetailSerializer,
     PoolSerializer,
     PoolUserSerializer,
     RejectedSerializer,
-    UserLicenseSerializer,
 )
 
 logger = logging.getLogger(__name__)
@@ -202,7 +202,14 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         request=AssignLicenseSerializer,
         parameters=[USER_ID_PARAMETER],
-        responses={201: UserLicenseSerializer, 409: REJECTED_RESPONSE},
+        responses={
+            201: OpenApiResponse(
+                AssignedLicenseSerializer,
+                description="The license was assigned. `warnings` lists what the caller should know, such as a "
+                "user whose account is disabled in Entra ID.",
+            ),
+            409: REJECTED_RESPONSE,
+        },
         summary="Assign a license to a member of the pool",
     )
     @action(detail=True, methods=["post"], url_path=rf"users/(?P<user_id>{GUID_PATTERN})/licenses")
@@ -222,7 +229,9 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet):
             )
         except (AssignmentRejected, GraphRejected) as exc:
             return rejected_response(exc)
-        return Response(UserLicenseSerializer(license_).data, status=status.HTTP_201_CREATED)
+        warning = services.disabled_account_warning(member)
+        license_.warnings = [warning] if warning else []
+        return Response(AssignedLicenseSerializer(license_).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=None,
