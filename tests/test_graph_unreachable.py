@@ -13,10 +13,13 @@ from graphsync.client import GraphClient
 from graphsync.errors import GraphConnectionError
 from graphsync.models import UserLicense
 from graphsync.testing import clear_throttle_state, set_faults
-from pools.choices import AuditAction, Outcome, PoolAttribute
+from pools.choices import AuditAction, Outcome
 from pools.exceptions import GraphRejected
-from pools.models import AuditEvent, Pool
-from pools.services import assign_license, set_allotment, set_scheme
+from pools.models import AuditEvent
+from pools.services import assign_license, set_allotment
+
+# The same tenant administrator, pool split by UPN domain and pool manager as the assignment tests.
+from tests.test_assignment import admin, manager, pool  # noqa: F401
 
 # Text of Python and urllib3 exceptions that must never reach a person.
 TRANSPORT_WORDS = ("Errno", "RemoteDisconnected", "NewConnectionError", "MaxRetryError", "HTTPSConnectionPool",
@@ -160,22 +163,6 @@ def test_tls_failure_at_sign_in_never_sent(tenant):
 
 
 # Messages shown to a pool manager
-
-
-@pytest.fixture
-def admin(make_portal_user, synced_tenant):
-    return make_portal_user("admin", role="tenant_admin", tenant=synced_tenant)
-
-
-@pytest.fixture
-def pool(synced_tenant, admin):
-    set_scheme(acting_user=admin, tenant=synced_tenant, level1_attribute=PoolAttribute.UPN_DOMAIN)
-    return Pool.objects.filter(tenant=synced_tenant, parent=None, is_unassigned=False).order_by("-pk").first()
-
-
-@pytest.fixture
-def manager(make_portal_user, pool):
-    return make_portal_user("manager", role="pool_manager", pool=pool)
 
 
 @pytest.fixture

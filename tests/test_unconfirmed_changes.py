@@ -14,11 +14,14 @@ from graphsync.models import Sku, UserLicense
 from graphsync.testing import clear_throttle_state, control, set_faults
 from chargeback.models import LicenseInterval
 from pools import graph_messages, stock
-from pools.choices import AuditAction, Outcome, PoolAttribute
+from pools.choices import AuditAction, Outcome
 from pools.drift import unresolved_drift
 from pools.exceptions import AssignmentRejected, GraphRejected, OutcomeUnknown
-from pools.models import AuditEvent, Pool
-from pools.services import assign_license, revoke_license, set_allotment, set_scheme
+from pools.models import AuditEvent
+from pools.services import assign_license, revoke_license, set_allotment
+
+# The same tenant administrator, pool split by UPN domain and pool manager as the assignment tests.
+from tests.test_assignment import admin, manager, pool  # noqa: F401
 
 # The emulator's latency outlasts the read-back timeout, so only the read-back times out.
 READBACK_TIMEOUT_SECONDS = 0.4
@@ -32,22 +35,6 @@ def quick_retries(monkeypatch, settings, emulator_snapshot):
     clear_throttle_state(emulator_snapshot["tenantId"])
     yield
     clear_throttle_state(emulator_snapshot["tenantId"])
-
-
-@pytest.fixture
-def admin(make_portal_user, synced_tenant):
-    return make_portal_user("admin", role="tenant_admin", tenant=synced_tenant)
-
-
-@pytest.fixture
-def pool(synced_tenant, admin):
-    set_scheme(acting_user=admin, tenant=synced_tenant, level1_attribute=PoolAttribute.UPN_DOMAIN)
-    return Pool.objects.filter(tenant=synced_tenant, parent=None, is_unassigned=False).order_by("-pk").first()
-
-
-@pytest.fixture
-def manager(make_portal_user, pool):
-    return make_portal_user("manager", role="pool_manager", pool=pool)
 
 
 @pytest.fixture
