@@ -354,8 +354,8 @@ class GraphClient:
                 )
                 self.throttle.pause(self.throttle_key, delay)
                 continue
-            # NOTE: a write answered 500, 502 or 504 may have been applied all the same, and is retried
-            # like any other request; only failures without a response are left to the caller.
+            # NOTE: Graph may have applied a write that got 500, 502 or 504, and such a write is retried
+            # like any other request. Only failures without a response are left to the caller.
             if status in RETRYABLE_STATUSES and status != 429 and failures + 1 < max_attempts:
                 failures += 1
                 delay = parse_retry_after(response.headers.get("Retry-After"), self._backoff(failures))

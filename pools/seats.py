@@ -128,7 +128,7 @@ def _reserve_in_one_round_trip(
     inserted_id = usage.pop("inserted_id")
     if inserted_id is None:
         _check_quotas(chain, user, sku, usage)
-        raise AssertionError(f"The quota rules in SQL refused a seat that _check_quotas allows: {usage}")
+        raise AssertionError(f"The quota rule in SQL rejected a seat that _check_quotas allows: {usage}")
     reservation.pk = inserted_id
     reservation._state.adding = False
     reservation._state.db = connection.alias
@@ -138,9 +138,9 @@ def _reserve_in_one_round_trip(
 def _quotas_allow_sql(chain: list[Pool]) -> str:
     """Return ``_check_quotas`` as a condition on the columns of ``_quota_usage_query``.
 
-    The two state one rule and must change together: a direct assignment is not repeated, each pool
-    of the chain keeps within its allotment (a level-2 pool without one draws on its parent's), and a
-    user who does not yet use a unit needs a free one in the tenant.
+    The two state one rule, so a change to one must be made in the other. A direct assignment is not
+    repeated, and each pool of the chain keeps within its allotment (a level-2 pool without one draws
+    on its parent's). A user who does not yet use a unit needs a free one in the tenant.
     """
     conditions = ["NOT has_direct", "(occupies_seat OR consumed_units + 1 <= enabled_units)"]
     for level_pool in chain:

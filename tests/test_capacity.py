@@ -152,7 +152,8 @@ def test_stock_page_scope(client, synced_tenant, pool, make_portal_user):
     make_portal_user("manager", role="pool_manager", pool=pool)
     make_portal_user("finance", role="finance", tenant=synced_tenant)
 
-    # Tenant-wide finance reads stock beside the purchase ledger; a pool manager sees no tenant-wide figures.
+    # Tenant-wide finance may open the stock page beside the purchase ledger. A pool manager may not,
+    # because the page shows tenant-wide figures.
     for username in ("auditor", "finance"):
         assert client.login(username=username, password=PASSWORD)
         assert client.get(f"/tenants/{synced_tenant.pk}/stock/").status_code == 200

@@ -1,8 +1,8 @@
 """Seat reservations under contention: every quota holds when many delegates race for the last seats.
 
 On PostgreSQL a reservation locks the SKU, checks the quotas and inserts its row in one request, with
-the quota rule written in SQL; these tests hold that SQL to the Python rule and race real threads,
-each with its own connection, against the emulator over HTTPS.
+the quota rule written in SQL. These tests compare that SQL with the Python rule, and race real
+threads, each with its own connection, against the emulator over HTTPS.
 """
 import itertools
 

@@ -176,8 +176,8 @@ class EmulatorServer:
             return
         self._server.shutdown()
         self._server.server_close()
-        # Shutting down only ends the accept loop. Threads serving kept-alive connections would go on
-        # answering on them, unlike a stopped server, so their sockets are shut down too.
+        # Shutting down only ends the accept loop. Threads serving kept-alive connections would keep
+        # serving requests on them, unlike a stopped server, so their sockets are shut down too.
         with self._server.open_connections_lock:
             connections = list(self._server.open_connections)
         for connection in connections:
